@@ -1,0 +1,212 @@
+"""The `tf2pt` command. Expected failures are caught here, once, and printed as one line."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .convert import Analysis, ConvertOptions, analyse, convert
+from .errors import InputError, Tf2ptError, UsageError
+from .mapping import load_table, table_names
+from .plan import accounting_table
+
+ATOL_DEFAULT = 1e-5
+SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20,
+              "GIB": 2**30}
+
+
+def _say(message: str) -> None:
+    click.echo(f"tf2pt: {message}", err=True)
+
+
+def _size(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", text)
+    if not m or m.group(2).upper() not in SIZE_UNITS:
+        raise UsageError(f"cannot read size '{text}'", hint="write e.g. 5GB, 500MB or 1000000")
+    return int(m.group(1)) * SIZE_UNITS[m.group(2).upper()]
+
+
+def _print_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tf2pt")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks for errors.")
+def cli(verbose: bool) -> None:
+    """Convert TensorFlow/Keras RoBERTa- and BERT-family checkpoints to PyTorch, account for
+    every weight, and prove parity by running both models."""
+
+
+def _parity_hook(atol: float, texts: tuple[str, ...], out: Path):
+    def run(analysis: Analysis, staged: Path):
+        from .verify.parity import run_parity
+        from .verify.report import write_reports
+
+        result = run_parity(analysis, staged, atol, texts, progress=_say, published_as=out)
+        write_reports(result, staged)
+        _say(f"parity {'passed' if result.passed else 'FAILED'}: max abs diff "
+             f"{result.max_abs_diff:.3g} (atol {atol:g})")
+        return result.failure()
+
+    return run
+
+
+@cli.command("convert")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--head", help="Model head (default: detected from the weights and config).")
+@click.option("--arch", help="Architecture table to use (default: the config's model_type).")
+@click.option("--num-labels", type=int, help="Trust the classifier's weights over config.json.")
+@click.option("--force", is_flag=True, help="Replace an existing output directory.")
+@click.option("--no-verify", is_flag=True, help="Skip the parity check (no TF/PyTorch import).")
+@click.option("--atol", type=float, default=ATOL_DEFAULT, show_default=True,
+              help="Parity tolerance: max abs diff allowed per output.")
+@click.option("--text", "texts", multiple=True, help="Real text for parity (needs a tokenizer).")
+@click.option("--max-shard-size", default="5GB", show_default=True,
+              help="Split model.safetensors above this size.")
+@click.option("--json", "as_json", is_flag=True, help="Print the conversion report as JSON.")
+def convert_cmd(src, out, head, arch, num_labels, force, no_verify, atol, texts, max_shard_size,
+                as_json):
+    """Convert the checkpoint SRC into the PyTorch directory OUT (then verify parity)."""
+    options = ConvertOptions(head=head, arch=arch, num_labels=num_labels, force=force,
+                             max_shard_bytes=_size(max_shard_size))
+    verify = None if no_verify else _parity_hook(atol, texts, out)
+    result = convert(src, out, options, progress=_say, verify=verify)
+    for warning in result.warnings:
+        _say(f"warning: {warning}")
+    if as_json:
+        _print_json(result.report)
+    counts = result.report["counts"]
+    _say(f"wrote {out} ({result.report['class']}, {counts['parameters']:,} parameters; "
+         f"{counts['mapped']} mapped, {counts['duplicates']} duplicate, {counts['ignored']} "
+         f"ignored, {counts['tied']} tied, {counts['synthesized']} synthesized)")
+    _say(f"report: {out / 'conversion_report.json'}")
+
+
+@cli.command("verify")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--atol", type=float, default=ATOL_DEFAULT, show_default=True)
+@click.option("--text", "texts", multiple=True, help="Real text for parity (needs a tokenizer).")
+@click.option("--arch", help="Architecture table to use (default: the config's model_type).")
+@click.option("--json", "as_json", is_flag=True, help="Print the parity report as JSON.")
+def verify_cmd(src, out, atol, texts, arch, as_json):
+    """Run SRC's TF model and the converted model in OUT on the same inputs; compare."""
+    from .verify.parity import run_parity
+    from .verify.report import MD_FILE, write_reports
+
+    config_path = out / "config.json"
+    try:
+        out_config = json.loads(config_path.read_text())
+        class_name = out_config["architectures"][0]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        raise InputError("not a converted model directory (no readable config.json with "
+                         "architectures)", out) from None
+    probe = analyse(src, ConvertOptions(arch=arch))
+    head = probe.plan.table.head_for_class(class_name)
+    if head is None:
+        raise InputError(f"{class_name} is not a {probe.plan.table.architecture} class", out)
+    labels = out_config.get("id2label")
+    analysis = analyse(src, ConvertOptions(arch=arch, head=head,
+                                           num_labels=len(labels) if labels else None))
+    result = run_parity(analysis, out, atol, texts, progress=_say)
+    write_reports(result, out)
+    if as_json:
+        _print_json(result.to_dict())
+    _say(f"parity {'passed' if result.passed else 'FAILED'}: max abs diff "
+         f"{result.max_abs_diff:.3g} (atol {atol:g}); report: {out / MD_FILE}")
+    failure = result.failure()
+    if failure is not None:
+        raise failure
+
+
+@cli.command("inspect")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("--head", help="Account under this head instead of the detected one.")
+@click.option("--arch", help="Architecture table to use.")
+@click.option("--json", "as_json", is_flag=True)
+def inspect_cmd(src, head, arch, as_json):
+    """Show the source's format, architecture, head, config and every tensor's fate."""
+    analysis = analyse(src, ConvertOptions(head=head, arch=arch))
+    source, plan = analysis.source, analysis.plan
+    fates = {m.src: f"→ {m.dst}" + "".join(f" [{o.describe()}]" for o in m.ops)
+             for m in plan.mapped}
+    fates |= {d.src: f"= copy of {d.same_as} (checked equal when converting)"
+              for d in plan.duplicates}
+    fates |= {i.src: f"ignored: {i.reason}" for i in plan.ignored}
+    fates |= {u.name: "UNEXPECTED" for u in plan.unexpected}
+    fates |= {m.src: f"SHAPE MISMATCH → {m.dst}" for m in plan.mismatched}
+    keys = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+            "intermediate_size", "max_position_embeddings", "type_vocab_size", "num_labels",
+            "layer_norm_eps", "hidden_act")
+    if as_json:
+        _print_json({
+            "layout": source.layout, "table": plan.table.name, "head": plan.head,
+            "class": plan.class_name, "config": {k: plan.dims.get(k) for k in keys},
+            "tensors": [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype.name,
+                         "fate": fates.get(t.name, "")} for t in source.tensors],
+            "clean": plan.clean, "notes": plan.notes,
+        })
+        return
+    click.echo(f"source:  {source.path} ({source.layout}; {len(source.weight_files)} file(s))")
+    click.echo(f"table:   {plan.table.name}")
+    click.echo(f"head:    {plan.head} → {plan.class_name}")
+    click.echo("config:  " + ", ".join(f"{k}={plan.dims.get(k)}" for k in keys))
+    for note in plan.notes:
+        click.echo(f"note:    {note}")
+    width = max((len(t.name) for t in source.tensors), default=0)
+    for t in source.tensors:
+        click.echo(f"  {t.name:<{width}} {str(list(t.shape)):<14} {fates.get(t.name, '')}")
+    if not plan.clean:
+        click.echo(accounting_table(plan))
+
+
+@cli.command("archs")
+def archs_cmd():
+    """List the mapping tables: architecture, source layout and heads."""
+    for name in table_names():
+        table = load_table(name)
+        heads = ", ".join(f"{h} ({table.class_name(h)})" for h in table.heads)
+        click.echo(f"{name}: {table.description}\n  model_types: {', '.join(table.model_types)}"
+                   f"\n  heads: {heads}")
+
+
+class _Terminated(Exception):
+    """SIGTERM, raised as an exception so staged output is cleaned up on the way out."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in argv or "--verbose" in argv
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        cli.main(args=argv, prog_name="tf2pt", standalone_mode=False)
+    except Tf2ptError as exc:
+        if exc.details:
+            click.echo(exc.details, err=True)
+        if verbose:
+            traceback.print_exc()
+        click.echo(f"tf2pt: error: {exc.one_line()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except (KeyboardInterrupt, click.Abort, _Terminated):
+        click.echo("tf2pt: interrupted; no output was written", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

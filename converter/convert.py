@@ -1,0 +1,188 @@
+"""Orchestrates one conversion: read → choose table and head → account → write → report."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .configs import output_config
+from .errors import AccountingError, InputError, Tf2ptError
+from .mapping import select_table
+from .ops import chain_apply
+from .plan import Plan, choose_head, enforce, resolve_dims
+from .readers import Source, SourceTensor, open_source
+from .writer import StagedOutput, TensorJob, write_json, write_model
+
+DEFAULT_MAX_SHARD_BYTES = 5 * 1000**3  # transformers' default max_shard_size of "5GB"
+REPORT_FILE = "conversion_report.json"
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ConvertOptions:
+    head: str | None = None
+    arch: str | None = None
+    num_labels: int | None = None
+    force: bool = False
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
+
+
+@dataclass
+class Analysis:
+    """A source with its table and accounting plan: everything but the bytes."""
+
+    source: Source
+    plan: Plan
+
+
+@dataclass
+class ConversionResult:
+    out: Path
+    report: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def analyse(src: str | Path, options: ConvertOptions) -> Analysis:
+    source = open_source(src)
+    model_type = source.config.get("model_type")
+    table = select_table(source.layout, model_type, options.arch)
+    dims = resolve_dims(source.config, table, options.num_labels)
+    return Analysis(source, choose_head(source, table, dims, options.head))
+
+
+def _read(tensor: SourceTensor) -> np.ndarray:
+    try:
+        return tensor.load()
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"cannot read tensor '{tensor.name}' ({exc})", tensor.origin,
+                         "the file is truncated or corrupt") from None
+
+
+def _mapped_jobs(analysis: Analysis, warnings: list[str]) -> list[TensorJob]:
+    tensors = analysis.source.tensor_map()
+    copies: dict[str, list[str]] = {}
+    for dup in analysis.plan.duplicates:
+        copies.setdefault(dup.same_as, []).append(dup.src)
+
+    def produce(m) -> Iterator[np.ndarray]:
+        array = _read(tensors[m.src])
+        for copy in copies.get(m.src, []):
+            if not np.array_equal(array, _read(tensors[copy]), equal_nan=True):
+                raise AccountingError(f"stored copy '{copy}' differs from '{m.src}'",
+                                      analysis.source.path,
+                                      "the checkpoint is inconsistent; re-save it")
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        if bad:
+            warnings.append(f"{m.src}: {bad} NaN/Inf value(s), converted as they are")
+        yield chain_apply(m.ops, array)
+
+    return [
+        TensorJob(m.dst, m.shape, np.dtype(m.dtype), lambda m=m: produce(m))
+        for m in analysis.plan.mapped
+    ]
+
+
+def _synthesized_jobs(plan: Plan) -> list[TensorJob]:
+    fills = {"zeros": np.zeros, "ones": np.ones}
+    dtype = np.dtype(plan.mapped[0].dtype) if plan.mapped else np.dtype("<f4")
+    return [
+        TensorJob(s.dst, s.shape, dtype,
+                  lambda s=s: iter([fills[s.fill](s.shape, dtype=dtype)]))
+        for s in plan.synthesized
+    ]
+
+
+def build_report(analysis: Analysis, files: list[str], config_notes: list[str],
+                 warnings: list[str]) -> dict[str, Any]:
+    source, plan = analysis.source, analysis.plan
+    mapped = {m.src: m for m in plan.mapped}
+    dups = {d.src: d for d in plan.duplicates}
+    ignored = {i.src: i for i in plan.ignored}
+    source_rows = []
+    for t in source.tensors:
+        row: dict[str, Any] = {"name": t.name, "shape": list(t.shape), "dtype": t.dtype.name}
+        if t.name in mapped:
+            row |= {"fate": "mapped", "target": mapped[t.name].dst,
+                    "ops": [o.describe() for o in mapped[t.name].ops]}
+        elif t.name in dups:
+            row |= {"fate": "duplicate", "same_as": dups[t.name].same_as, "checked": "equal"}
+        else:
+            row |= {"fate": "ignored", "reason": ignored[t.name].reason}
+        source_rows.append(row)
+    target_rows = (
+        [{"name": m.dst, "shape": list(m.shape), "how": "produced", "from": m.src}
+         for m in plan.mapped]
+        + [{"name": t.dst, "how": "tied", "same_as": t.same_as} for t in plan.tied]
+        + [{"name": s.dst, "shape": list(s.shape), "how": "synthesized", "fill": s.fill,
+            "reason": s.reason} for s in plan.synthesized]
+    )
+    return {
+        "tool": {"name": "tf2pt", "version": __version__},
+        "source": {"path": str(source.path), "layout": source.layout,
+                   "weight_files": [p.name for p in source.weight_files],
+                   "tokenizer_files": [p.name for p in source.tokenizer_files]},
+        "table": plan.table.name,
+        "architecture": plan.table.architecture,
+        "head": plan.head,
+        "class": plan.class_name,
+        "counts": {
+            "source_tensors": len(source.tensors),
+            "mapped": len(plan.mapped),
+            "duplicates": len(plan.duplicates),
+            "ignored": len(plan.ignored),
+            "unexpected": len(plan.unexpected),
+            "target_parameters": len(target_rows),
+            "produced": len(plan.mapped),
+            "tied": len(plan.tied),
+            "synthesized": len(plan.synthesized),
+            "missing": len(plan.missing),
+            "parameters": int(sum(int(np.prod(m.shape)) for m in plan.mapped)
+                              + sum(int(np.prod(s.shape)) for s in plan.synthesized)),
+        },
+        "source_tensors": sorted(source_rows, key=lambda r: r["name"]),
+        "target_parameters": sorted(target_rows, key=lambda r: r["name"]),
+        "notes": plan.notes + config_notes,
+        "warnings": warnings,
+        "output_files": sorted(files),
+    }
+
+
+def convert(src: str | Path, out: str | Path, options: ConvertOptions,
+            progress: Progress = lambda _: None,
+            verify: Callable[[Analysis, Path], Tf2ptError | None] | None = None,
+            ) -> ConversionResult:
+    """Convert `src` into the directory `out`; with `verify`, check parity before publishing.
+
+    A parity failure is a finding, not a crash: the output (with its parity report) is still
+    published so it can be inspected, and the failure is raised after the rename.
+    """
+    staged = StagedOutput(out, options.force)  # refuses an existing output before any work
+    analysis = analyse(src, options)
+    source, plan = analysis.source, analysis.plan
+    enforce(source, plan)
+    progress(f"{source.layout} {plan.table.architecture} → {plan.class_name}: "
+             f"{len(plan.mapped)} tensors to write")
+    config, config_notes = output_config(source.config, plan)
+    warnings: list[str] = []
+    with staged:
+        jobs = _mapped_jobs(analysis, warnings) + _synthesized_jobs(plan)
+        files = write_model(staged.path, jobs, options.max_shard_bytes)
+        write_json(staged.path / "config.json", config)
+        for f in source.tokenizer_files + source.extra_files:
+            shutil.copyfile(f, staged.path / f.name)
+            files.append(f.name)
+        files += ["config.json", REPORT_FILE]
+        report = build_report(analysis, files, config_notes, warnings)
+        write_json(staged.path / REPORT_FILE, report)
+        failure = verify(analysis, staged.path) if verify is not None else None
+        staged.commit()
+    if failure is not None:
+        raise failure
+    return ConversionResult(Path(out), report, warnings)

@@ -1,0 +1,348 @@
+"""Load and validate the YAML mapping tables (mappings/*.yaml), resolving `extends:`.
+
+A table is data: rules that rename one source pattern to one target pattern with declared ops,
+grouped so that heads can share them. Placeholders such as `{L}` match digits only and must match
+the whole name, so `layer_._1` can never be confused with `layer_._10`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InputError, MappingTableError
+from .ops import Op, build_op
+
+PLACEHOLDER = re.compile(r"\{([A-Z])\}")
+
+TOP_KEYS = {"schema", "extends", "architecture", "layout", "model_type", "class_prefix",
+            "model_types", "placeholders", "config_defaults", "position_offset", "groups",
+            "heads", "ignore", "description"}
+GROUP_KEYS = {"rules", "duplicates", "ties", "synthesize"}
+RULE_KEYS = {"src", "dst", "ops", "shape", "note"}
+DUPLICATE_KEYS = {"src", "same_as", "note"}
+TIE_KEYS = {"dst", "same_as", "note"}
+SYNTH_KEYS = {"dst", "fill", "shape", "reason"}
+HEAD_KEYS = {"class", "groups", "when", "labels_from", "tf_class", "description"}
+IGNORE_KEYS = {"pattern", "reason"}
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A name pattern: literal text with `{X}` digit placeholders, or `*`/`**` globs."""
+
+    text: str
+    regex: re.Pattern = field(compare=False, repr=False)
+    placeholders: tuple[str, ...] = ()
+
+    @classmethod
+    def compile(cls, text: str, allow_globs: bool = False) -> Pattern:
+        out, names, pos = [], [], 0
+        token = re.compile(r"\{([A-Z])\}|\*\*|\*" if allow_globs else r"\{([A-Z])\}")
+        for m in token.finditer(text):
+            out.append(re.escape(text[pos:m.start()]))
+            if m.group(1):
+                if m.group(1) in names:
+                    out.append(f"(?P={m.group(1)})")
+                else:
+                    names.append(m.group(1))
+                    out.append(f"(?P<{m.group(1)}>0|[1-9][0-9]*)")
+            else:
+                out.append(".*" if m.group(0) == "**" else "[^/]*")
+            pos = m.end()
+        out.append(re.escape(text[pos:]))
+        leftover = re.sub(r"\{[A-Z]\}", "", text)
+        if "{" in leftover or "}" in leftover:
+            raise ValueError(f"bad placeholder in pattern '{text}' (use one capital letter: {{L}})")
+        return cls(text, re.compile("".join(out)), tuple(names))
+
+    def match(self, name: str) -> dict[str, int] | None:
+        m = self.regex.fullmatch(name)
+        return None if m is None else {k: int(v) for k, v in m.groupdict().items()}
+
+    def fill(self, values: dict[str, int]) -> str:
+        return PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), self.text)
+
+
+ShapeSpec = tuple[int | str, ...]
+
+
+@dataclass(frozen=True)
+class Rule:
+    src: Pattern
+    dst: Pattern
+    ops: tuple[Op, ...]
+    shape: ShapeSpec
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A source tensor that is a stored copy of another source tensor; must be identical."""
+
+    src: Pattern
+    same_as: Pattern
+
+
+@dataclass(frozen=True)
+class Tie:
+    """A target parameter that shares storage with another target (written once)."""
+
+    dst: Pattern
+    same_as: Pattern
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    """A target parameter with no source tensor, filled by a declared rule with a reason."""
+
+    dst: Pattern
+    fill: str
+    shape: ShapeSpec
+    reason: str
+
+
+@dataclass(frozen=True)
+class Group:
+    rules: tuple[Rule, ...] = ()
+    duplicates: tuple[Duplicate, ...] = ()
+    ties: tuple[Tie, ...] = ()
+    synthesize: tuple[Synthesized, ...] = ()
+
+
+@dataclass(frozen=True)
+class Head:
+    name: str
+    class_suffix: str
+    groups: tuple[str, ...]
+    when: dict[str, Any]
+    labels_from: str | None
+
+
+@dataclass(frozen=True)
+class IgnoreRule:
+    pattern: Pattern
+    reason: str
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    architecture: str
+    layout: str
+    model_type: str
+    model_types: tuple[str, ...]
+    class_prefix: str
+    placeholders: dict[str, str]
+    config_defaults: dict[str, Any]
+    position_offset: int
+    groups: dict[str, Group]
+    heads: dict[str, Head]
+    ignore: tuple[IgnoreRule, ...]
+    description: str = ""
+
+    def class_name(self, head: str) -> str:
+        return self.class_prefix + self.heads[head].class_suffix
+
+    def head_groups(self, head: str) -> list[Group]:
+        return [self.groups[g] for g in self.heads[head].groups]
+
+    def head_for_class(self, class_name: str) -> str | None:
+        name = class_name.removeprefix("TF")
+        return next((h for h in self.heads if self.class_name(h) == name), None)
+
+
+FILL_KINDS = {"zeros", "ones"}
+
+
+def _check_keys(where: str, data: Any, allowed: set[str], required: set[str] = frozenset()):
+    if not isinstance(data, dict):
+        raise MappingTableError(f"{where}: expected a mapping, got {type(data).__name__}")
+    unknown = set(data) - allowed
+    if unknown:
+        raise MappingTableError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: "
+                                f"{sorted(allowed)}")
+    missing = set(required) - set(data)
+    if missing:
+        raise MappingTableError(f"{where}: missing key(s) {sorted(missing)}")
+
+
+def _shape(where: str, spec: Any) -> ShapeSpec:
+    if not isinstance(spec, list) or not all(
+        isinstance(d, int) or (isinstance(d, str) and d.isidentifier()) for d in spec
+    ):
+        raise MappingTableError(f"{where}: shape must be a list of ints or config keys, got {spec}")
+    return tuple(spec)
+
+
+def _pattern(where: str, text: Any, allow_globs: bool = False) -> Pattern:
+    if not isinstance(text, str) or not text:
+        raise MappingTableError(f"{where}: pattern must be a non-empty string")
+    try:
+        return Pattern.compile(text, allow_globs)
+    except ValueError as exc:
+        raise MappingTableError(f"{where}: {exc}") from None
+
+
+def _same_placeholders(where: str, a: Pattern, b: Pattern) -> None:
+    if set(a.placeholders) != set(b.placeholders):
+        raise MappingTableError(f"{where}: '{a.text}' and '{b.text}' use different placeholders")
+
+
+def _group(where: str, data: dict) -> Group:
+    _check_keys(where, data, GROUP_KEYS)
+    rules = []
+    for i, r in enumerate(data.get("rules") or []):
+        w = f"{where}.rules[{i}]"
+        _check_keys(w, r, RULE_KEYS, {"src", "dst", "shape"})
+        src, dst = _pattern(w, r["src"]), _pattern(w, r["dst"])
+        _same_placeholders(w, src, dst)
+        try:
+            ops = tuple(build_op(o) for o in r.get("ops") or [])
+        except ValueError as exc:
+            raise MappingTableError(f"{w}: {exc}") from None
+        rules.append(Rule(src, dst, ops, _shape(w, r["shape"])))
+    dups = []
+    for i, d in enumerate(data.get("duplicates") or []):
+        w = f"{where}.duplicates[{i}]"
+        _check_keys(w, d, DUPLICATE_KEYS, {"src", "same_as"})
+        dup = Duplicate(_pattern(w, d["src"]), _pattern(w, d["same_as"]))
+        _same_placeholders(w, dup.src, dup.same_as)
+        dups.append(dup)
+    ties = []
+    for i, t in enumerate(data.get("ties") or []):
+        w = f"{where}.ties[{i}]"
+        _check_keys(w, t, TIE_KEYS, {"dst", "same_as"})
+        tie = Tie(_pattern(w, t["dst"]), _pattern(w, t["same_as"]))
+        _same_placeholders(w, tie.dst, tie.same_as)
+        ties.append(tie)
+    synth = []
+    for i, s in enumerate(data.get("synthesize") or []):
+        w = f"{where}.synthesize[{i}]"
+        _check_keys(w, s, SYNTH_KEYS, {"dst", "fill", "shape", "reason"})
+        if s["fill"] not in FILL_KINDS:
+            raise MappingTableError(f"{w}: fill must be one of {sorted(FILL_KINDS)}")
+        synth.append(Synthesized(_pattern(w, s["dst"]), s["fill"], _shape(w, s["shape"]),
+                                 str(s["reason"])))
+    return Group(tuple(rules), tuple(dups), tuple(ties), tuple(synth))
+
+
+def _merge(parent: dict, child: dict) -> dict:
+    """`extends:` semantics: child keys win; groups and heads merge by name; ignore appends."""
+    merged = {**parent, **child}
+    for key in ("groups", "heads", "config_defaults", "placeholders"):
+        merged[key] = {**(parent.get(key) or {}), **(child.get(key) or {})}
+    merged["ignore"] = list(parent.get("ignore") or []) + list(child.get("ignore") or [])
+    merged.pop("extends", None)
+    return merged
+
+
+def _raw(name: str, directory: Path, seen: tuple[str, ...] = ()) -> dict:
+    path = directory / f"{name}.yaml"
+    if name in seen:
+        raise MappingTableError(f"{path}: extends cycle {' → '.join((*seen, name))}")
+    if not path.exists():
+        raise MappingTableError(f"no mapping table named '{name}' in {directory}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise MappingTableError(f"{path}: invalid YAML ({exc})") from None
+    _check_keys(str(path), data, TOP_KEYS, {"schema"})
+    if data["schema"] != 1:
+        raise MappingTableError(f"{path}: unsupported schema {data['schema']} (this tool reads 1)")
+    if "extends" in data:
+        return _merge(_raw(data["extends"], directory, (*seen, name)), data)
+    return data
+
+
+def parse_table(name: str, data: dict) -> Table:
+    where = f"mappings/{name}.yaml"
+    _check_keys(where, data, TOP_KEYS - {"extends"},
+                {"architecture", "layout", "model_type", "class_prefix", "groups", "heads"})
+    groups = {g: _group(f"{where}: groups.{g}", body or {}) for g, body in data["groups"].items()}
+    heads = {}
+    for h, body in data["heads"].items():
+        w = f"{where}: heads.{h}"
+        _check_keys(w, body, HEAD_KEYS, {"class", "groups"})
+        unknown = [g for g in body["groups"] if g not in groups]
+        if unknown:
+            raise MappingTableError(f"{w}: unknown group(s) {unknown}")
+        heads[h] = Head(h, body["class"], tuple(body["groups"]), dict(body.get("when") or {}),
+                        body.get("labels_from"))
+        _check_head_targets(w, [groups[g] for g in heads[h].groups])
+    ignore = []
+    for i, item in enumerate(data.get("ignore") or []):
+        w = f"{where}: ignore[{i}]"
+        _check_keys(w, item, IGNORE_KEYS, {"pattern", "reason"})
+        ignore.append(IgnoreRule(_pattern(w, item["pattern"], allow_globs=True), item["reason"]))
+    placeholders = dict(data.get("placeholders") or {})
+    for g, group in groups.items():
+        for rule in group.rules:
+            if set(rule.src.placeholders) - set(placeholders):
+                raise MappingTableError(f"{where}: groups.{g}: '{rule.src.text}' uses a "
+                                        f"placeholder not declared under placeholders:")
+    return Table(
+        name=name,
+        architecture=data["architecture"],
+        layout=data["layout"],
+        model_type=data["model_type"],
+        model_types=tuple(data.get("model_types") or [data["model_type"]]),
+        class_prefix=data["class_prefix"],
+        placeholders=placeholders,
+        config_defaults=dict(data.get("config_defaults") or {}),
+        position_offset=int(data.get("position_offset") or 0),
+        groups=groups,
+        heads=heads,
+        ignore=tuple(ignore),
+        description=str(data.get("description") or ""),
+    )
+
+
+def _check_head_targets(where: str, groups: list[Group]) -> None:
+    """Within one head, no two rules may produce the same target or consume the same source."""
+    seen_dst: dict[str, str] = {}
+    seen_src: dict[str, str] = {}
+    for group in groups:
+        dsts = [r.dst.text for r in group.rules] + [t.dst.text for t in group.ties]
+        dsts += [s.dst.text for s in group.synthesize]
+        for d in dsts:
+            if d in seen_dst:
+                raise MappingTableError(f"{where}: target '{d}' is produced twice")
+            seen_dst[d] = d
+        for s in [r.src.text for r in group.rules] + [d.src.text for d in group.duplicates]:
+            if s in seen_src:
+                raise MappingTableError(f"{where}: source '{s}' is consumed twice")
+            seen_src[s] = s
+
+
+def tables_dir() -> Path:
+    return Path(str(resources.files("converter.mappings")))
+
+
+@cache
+def load_table(name: str) -> Table:
+    directory = tables_dir()
+    return parse_table(name, _raw(name, directory))
+
+
+def table_names() -> list[str]:
+    return sorted(p.stem for p in tables_dir().glob("*.yaml"))
+
+
+def select_table(layout: str, model_type: str | None, arch: str | None = None) -> Table:
+    """The table for this layout whose architecture (or accepted model_types) fits."""
+    wanted = arch or model_type
+    tables = [load_table(n) for n in table_names()]
+    for t in tables:
+        if t.layout == layout and (wanted == t.architecture or wanted in t.model_types):
+            return t
+    known = sorted({m for t in tables if t.layout == layout for m in t.model_types})
+    raise InputError(
+        f"model_type '{wanted}' is not a supported architecture for {layout} checkpoints",
+        hint=f"supported: {', '.join(known) or 'none'}",
+    )

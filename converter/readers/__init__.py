@@ -1,0 +1,45 @@
+"""Reader registry: each layout contributes a cheap `probe(path)` and a lazy `read(path)`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+from . import hf_keras
+from .base import Source, SourceTensor
+
+
+@dataclass(frozen=True)
+class ReaderEntry:
+    layout: str
+    probe: Callable[[Path], bool]
+    read: Callable[[Path], Source]
+    describes: str
+
+
+READERS: tuple[ReaderEntry, ...] = (
+    ReaderEntry(hf_keras.LAYOUT, hf_keras.probe, hf_keras.read,
+                "transformers TF save_pretrained: tf_model.h5 or sharded tf_model-*.h5"),
+)
+
+
+def open_source(path: str | Path) -> Source:
+    """Detect the source layout of `path` and read its tensor list (no tensor data yet)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file or directory", path)
+    for entry in READERS:
+        if entry.probe(path):
+            return entry.read(path)
+    if path.is_dir() and not any(path.iterdir()):
+        raise InputError("directory is empty", path, "point at a checkpoint directory or file")
+    if path.is_dir() and (path / "config.json").exists():
+        raise InputError("has config.json but no weights this tool reads", path,
+                         "expected " + "; ".join(e.describes for e in READERS))
+    raise InputError("not a checkpoint this tool recognises", path,
+                     "expected " + "; ".join(e.describes for e in READERS))
+
+
+__all__ = ["READERS", "Source", "SourceTensor", "open_source"]

@@ -1,0 +1,156 @@
+"""Reader for checkpoints saved by transformers' TF classes (`TFRoberta*.save_pretrained`).
+
+Two on-disk forms: a single `tf_model.h5` (Keras 2 weight file: one group per top-level layer,
+datasets at `<layer>/<model_scope>/<weight>:0`) and sharded `tf_model-0000k-of-0000n.h5` files
+with `tf_model.h5.index.json` (datasets named `<weight>:0` with the model scope already removed).
+Only h5py is imported: reading a source must not pull in tensorflow or torch.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..errors import InputError
+from .base import (
+    EXTRA_FILE_NAMES,
+    TOKENIZER_FILE_NAMES,
+    Index,
+    Source,
+    SourceTensor,
+    sibling_files,
+)
+
+LAYOUT = "hf-keras"
+SINGLE_FILE = "tf_model.h5"
+SHARD_INDEX = "tf_model.h5.index.json"
+
+
+def _weights_dir(path: Path) -> Path | None:
+    """The directory holding HF Keras weights for `path`, or None if it does not look like one."""
+    if path.is_file() and path.name in (SINGLE_FILE, SHARD_INDEX):
+        return path.parent
+    if path.is_dir() and ((path / SINGLE_FILE).exists() or (path / SHARD_INDEX).exists()):
+        return path
+    return None
+
+
+def probe(path: Path) -> bool:
+    return _weights_dir(path) is not None
+
+
+def _read_dataset(file: Path, dataset: str, index: Index) -> np.ndarray:
+    with h5py.File(file, "r") as h5:
+        data = h5[dataset]
+        return np.asarray(data[()] if index is None else data[index])
+
+
+def _canonical(group: str, weight_name: str) -> str:
+    """`roberta` + `tf_roberta_model/roberta/x/kernel:0` → `roberta/x/kernel`.
+
+    The first scope (the model's own name) varies by class and is dropped. A weight stored under
+    a group it does not belong to (the MLM head's copy of the embeddings) keeps that group as a
+    prefix, so the two copies get distinct names.
+    """
+    rest = weight_name.split("/", 1)[1] if "/" in weight_name else weight_name
+    rest = rest.removesuffix(":0")
+    return rest if rest.startswith(group + "/") else f"{group}/{rest}"
+
+
+def _decode(names) -> list[str]:
+    return [n.decode("utf8") if isinstance(n, bytes) else str(n) for n in names]
+
+
+def _open_h5(file: Path) -> h5py.File:
+    try:
+        return h5py.File(file, "r")
+    except OSError as exc:
+        reason = str(exc).split("(")[0].strip().rstrip(",") or "unreadable"
+        raise InputError(
+            f"not a readable HDF5 file ({reason})",
+            file,
+            "the file is truncated or corrupt; re-download or re-save it",
+        ) from None
+
+
+def _tensor(file: Path, dataset: h5py.Dataset, name: str) -> SourceTensor:
+    return SourceTensor(
+        name=name,
+        shape=tuple(int(d) for d in dataset.shape),
+        dtype=np.dtype(dataset.dtype),
+        read=partial(_read_dataset, file, dataset.name),
+        origin=f"{file.name}:{dataset.name}",
+    )
+
+
+def _single_file_tensors(file: Path) -> list[SourceTensor]:
+    tensors: list[SourceTensor] = []
+    with _open_h5(file) as h5:
+        if "layer_names" not in h5.attrs:
+            raise InputError(
+                "HDF5 file has no Keras 'layer_names' attribute, so it was not written by "
+                "transformers' TF save_pretrained",
+                file,
+                "pass a tf_model.h5 saved by a TF* class of transformers",
+            )
+        for group in _decode(h5.attrs["layer_names"]):
+            weight_names = _decode(h5[group].attrs.get("weight_names", []))
+            for weight_name in weight_names:
+                dataset = h5[group].get(weight_name)
+                if not isinstance(dataset, h5py.Dataset):
+                    raise InputError(f"weight '{weight_name}' is listed but not stored", file)
+                tensors.append(_tensor(file, dataset, _canonical(group, weight_name)))
+    return tensors
+
+
+def _sharded_tensors(index_file: Path) -> tuple[list[SourceTensor], list[Path]]:
+    try:
+        weight_map = json.loads(index_file.read_text())["weight_map"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"unreadable shard index ({exc})", index_file) from None
+    shards = sorted({index_file.parent / f for f in weight_map.values()})
+    tensors: list[SourceTensor] = []
+    for shard in shards:
+        if not shard.exists():
+            raise InputError("shard listed in the index is missing", shard,
+                             f"restore it next to {index_file.name}")
+        with _open_h5(shard) as h5:
+            for name in _decode(h5.attrs.get("layer_names", [])):
+                tensors.append(_tensor(shard, h5[name], name.removesuffix(":0")))
+    expected = len(weight_map)
+    if len(tensors) != expected:
+        raise InputError(f"shards hold {len(tensors)} weights but the index lists {expected}",
+                         index_file)
+    return tensors, shards
+
+
+def read(path: Path) -> Source:
+    directory = _weights_dir(path)
+    assert directory is not None, "read() called on a path probe() rejected"
+    config_path = directory / "config.json"
+    if not config_path.exists():
+        raise InputError("no config.json next to the TF weights", directory,
+                         "save_pretrained writes one; copy the model's config.json there")
+    try:
+        config = json.loads(config_path.read_text())
+    except ValueError as exc:
+        raise InputError(f"config.json is not valid JSON ({exc})", config_path) from None
+    if (directory / SINGLE_FILE).exists() and not (path.name == SHARD_INDEX):
+        weight_files = [directory / SINGLE_FILE]
+        tensors = _single_file_tensors(weight_files[0])
+    else:
+        tensors, weight_files = _sharded_tensors(directory / SHARD_INDEX)
+    return Source(
+        path=path,
+        layout=LAYOUT,
+        config=config,
+        config_path=config_path,
+        tensors=tensors,
+        weight_files=weight_files,
+        tokenizer_files=sibling_files(directory, TOKENIZER_FILE_NAMES),
+        extra_files=sibling_files(directory, EXTRA_FILE_NAMES),
+    )

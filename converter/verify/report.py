@@ -1,0 +1,74 @@
+"""Parity reports for people and machines: parity_report.json, .md and .png."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ..writer import write_json
+from .parity import ParityResult
+
+JSON_FILE, MD_FILE, PNG_FILE = "parity_report.json", "parity_report.md", "parity_report.png"
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return f"{x:.3e}" if (x == 0 or abs(x) < 1e-3 or abs(x) >= 1e4) else f"{x:.6f}"
+
+
+def markdown(result: ParityResult) -> str:
+    verdict = "PASSED" if result.passed else "FAILED"
+    first = result.first_divergence
+    lines = [
+        f"# Parity report: {verdict}",
+        "",
+        f"- model: `{result.class_name}`",
+        f"- source: `{result.source}`",
+        f"- converted: `{result.output}`",
+        f"- tolerance: max abs diff ≤ {result.atol:g} (float32, non-padding positions)",
+        f"- overall max abs diff: {_num(result.max_abs_diff)}",
+        f"- first divergence: {'none' if first is None else f'`{first.name}` ({first.description})'}",
+        f"- inputs: {result.inputs['shape']} token ids, lengths {result.inputs['lengths']}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in result.versions.items()),
+        "",
+        "| # | output | what | max abs | mean abs | max rel | cosine | argmax | ok |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for d in result.diffs:
+        argmax = "—" if d.argmax_agreement is None else f"{d.argmax_agreement:.0%}"
+        lines.append(f"| {d.index} | `{d.name}` | {d.description} | {_num(d.max_abs_diff)} | "
+                     f"{_num(d.mean_abs_diff)} | {_num(d.max_rel_diff)} | {d.cosine:.8f} | "
+                     f"{argmax} | {'✅' if d.passed else '❌'} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: ParityResult, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [d.name for d in result.diffs]
+    floor = 1e-12  # exact zeros cannot sit on a log axis
+    values = [max(d.max_abs_diff, floor) if math.isfinite(d.max_abs_diff) else 1e6
+              for d in result.diffs]
+    colors = ["tab:green" if d.passed else "tab:red" for d in result.diffs]
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(names) + 2), 4), dpi=100)
+    ax.bar(range(len(names)), values, color=colors)
+    ax.axhline(result.atol, color="black", linestyle="--", label=f"atol {result.atol:g}")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("max abs diff (TF vs PyTorch)")
+    ax.set_title(f"{result.class_name}: parity {'passed' if result.passed else 'FAILED'}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def write_reports(result: ParityResult, directory: Path) -> list[str]:
+    write_json(directory / JSON_FILE, result.to_dict())
+    (directory / MD_FILE).write_text(markdown(result))
+    plot(result, directory / PNG_FILE)
+    return [JSON_FILE, MD_FILE, PNG_FILE]

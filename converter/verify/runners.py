@@ -1,0 +1,138 @@
+"""Model runners for parity: the source's faithful TF model and the converted PyTorch model.
+
+A runner returns the outputs to compare, in forward order and named as in the report:
+`hidden_states[0..N]`, then `pooler_output` when the model has one, then the head outputs
+(`logits`, or `start_logits`/`end_logits`). TF runners are registered per source layout, so a new
+layout (keras-hub, TF1, SavedModel) plugs in by adding one class to TF_RUNNERS.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import ParityError
+from ..plan import Plan
+from ..readers import Source
+from .inputs import ParityInputs
+
+Outputs = dict[str, np.ndarray]
+SKIPPED_OUTPUTS = {"hidden_states", "attentions", "last_hidden_state", "past_key_values", "loss",
+                   "cross_attentions"}
+
+
+class Runner(Protocol):
+    framework: str
+
+    def run(self, inputs: ParityInputs) -> Outputs: ...
+
+
+def ordered_outputs(model_output: Any, to_numpy: Callable[[Any], np.ndarray]) -> Outputs:
+    """Hidden states first, then every other output in the order the model returns them."""
+    outputs = {f"hidden_states[{i}]": to_numpy(h) for i, h in enumerate(model_output.hidden_states)}
+    for key, value in model_output.items():
+        if key not in SKIPPED_OUTPUTS and value is not None:
+            outputs[key] = to_numpy(value)
+    return outputs
+
+
+def _loading_problems(info: dict[str, Any], harmless: set[str] = frozenset()) -> list[str]:
+    return [f"{k}: {sorted(set(v) - harmless)[:5]}" for k, v in info.items()
+            if set(v) - harmless]
+
+
+def _weightless_h5_groups(files: list[Path]) -> set[str]:
+    """Keras layers saved with no weights (dropout_29, …) that the TF loader calls unexpected."""
+    import h5py
+
+    groups: set[str] = set()
+    for file in files:
+        with h5py.File(file, "r") as h5:
+            for name in h5.attrs.get("layer_names", []):
+                name = name.decode() if isinstance(name, bytes) else str(name)
+                if name in h5 and isinstance(h5[name], h5py.Group) and not len(
+                        h5[name].attrs.get("weight_names", [])):
+                    groups.add(name)
+    return groups
+
+
+def _quiet_transformers() -> None:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # oneDNN reorders sums: not bit-stable
+
+
+class HfKerasTfRunner:
+    """transformers' own TF class (4.x), built from the source config and weights."""
+
+    framework = "tensorflow"
+
+    def __init__(self, source: Source, plan: Plan):
+        _quiet_tensorflow()
+        import tensorflow as tf
+        import transformers
+
+        tf.keras.utils.set_random_seed(0)
+        _quiet_transformers()
+        cls = getattr(transformers, "TF" + plan.class_name)
+        directory = source.weight_files[0].parent
+        config = cls.config_class.from_pretrained(str(directory))
+        config.num_labels = int(plan.dims["num_labels"])
+        self.model, info = cls.from_pretrained(str(directory), config=config,
+                                               output_loading_info=True)
+        problems = _loading_problems(info, _weightless_h5_groups(source.weight_files))
+        if problems:
+            raise ParityError("the source TF model did not load completely: "
+                              + "; ".join(problems), directory)
+
+    def run(self, inputs: ParityInputs) -> Outputs:
+        feed = {k: v for k, v in inputs.as_dict().items()}
+        result = self.model(feed, output_hidden_states=True, training=False)
+        return ordered_outputs(result, lambda t: np.asarray(t, dtype=np.float32))
+
+
+class TorchRunner:
+    """The converted model, loaded strictly from the output directory alone."""
+
+    framework = "pytorch"
+
+    def __init__(self, out_dir: Path, class_name: str):
+        import torch
+        import transformers
+
+        torch.manual_seed(0)
+        _quiet_transformers()
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        self.torch = torch
+        cls = getattr(transformers, class_name)
+        self.model, info = cls.from_pretrained(str(out_dir), output_loading_info=True)
+        problems = _loading_problems(info)
+        on_meta = [n for n, p in self.model.named_parameters() if p.device.type == "meta"]
+        if on_meta:
+            problems.append(f"parameters left on the meta device: {on_meta[:5]}")
+        if problems:
+            raise ParityError("the converted model does not load strictly: "
+                              + "; ".join(problems), out_dir)
+        self.model.eval()
+
+    def run(self, inputs: ParityInputs) -> Outputs:
+        torch = self.torch
+        feed = {k: torch.from_numpy(v.astype(np.int64)) for k, v in inputs.as_dict().items()}
+        with torch.no_grad():
+            result = self.model(**feed, output_hidden_states=True, return_dict=True)
+        return ordered_outputs(result, lambda t: t.detach().float().numpy())
+
+
+TF_RUNNERS: dict[str, Callable[[Source, Plan], Runner]] = {
+    "hf-keras": HfKerasTfRunner,
+}

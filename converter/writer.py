@@ -1,0 +1,178 @@
+"""Write tensors as safetensors one at a time, into a staging dir that is renamed on success.
+
+The header is computed from shapes before any data is read, then each tensor is produced and
+written at its offset, so memory holds one tensor (or one block of it) at a time. Output is
+deterministic: tensors in name order, fixed metadata, no timestamps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import OutputError, UsageError
+
+SAFETENSORS_DTYPES = {
+    "f2": "F16", "f4": "F32", "f8": "F64",
+    "i1": "I8", "i2": "I16", "i4": "I32", "i8": "I64",
+    "u1": "U8", "b1": "BOOL",
+}
+SINGLE_FILE = "model.safetensors"
+INDEX_FILE = "model.safetensors.index.json"
+
+
+@dataclass(frozen=True)
+class TensorJob:
+    """A tensor to write: its header entry, and a producer of its bytes as C-order chunks."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    produce: Callable[[], Iterator[np.ndarray]]
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+
+def safetensors_dtype(dtype: np.dtype) -> str:
+    key = f"{dtype.kind}{dtype.itemsize}"
+    if key not in SAFETENSORS_DTYPES:
+        raise OutputError(f"dtype {dtype} has no safetensors equivalent")
+    return SAFETENSORS_DTYPES[key]
+
+
+def _header(jobs: list[TensorJob], metadata: dict[str, str]) -> bytes:
+    entries: dict[str, object] = {"__metadata__": metadata}
+    offset = 0
+    for job in jobs:
+        entries[job.name] = {
+            "dtype": safetensors_dtype(job.dtype),
+            "shape": list(job.shape),
+            "data_offsets": [offset, offset + job.nbytes],
+        }
+        offset += job.nbytes
+    raw = json.dumps(entries, separators=(",", ":")).encode()
+    return raw + b" " * (-len(raw) % 8)  # data starts 8-byte aligned
+
+
+def write_safetensors(path: Path, jobs: list[TensorJob], metadata: dict[str, str]) -> None:
+    header = _header(jobs, metadata)
+    little = "<"
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<Q", len(header)))
+        fh.write(header)
+        for job in jobs:
+            written = 0
+            want = job.dtype.newbyteorder(little)
+            for chunk in job.produce():
+                if chunk.dtype != job.dtype:
+                    raise OutputError(f"tensor '{job.name}' produced {chunk.dtype}, "
+                                      f"planned {job.dtype}")
+                chunk = np.ascontiguousarray(chunk, dtype=want)
+                fh.write(memoryview(chunk).cast("B"))
+                written += chunk.nbytes
+            if written != job.nbytes:
+                raise OutputError(f"tensor '{job.name}' produced {written} bytes, "
+                                  f"planned {job.nbytes}")
+
+
+def shard(jobs: list[TensorJob], max_bytes: int) -> list[list[TensorJob]]:
+    """Split jobs, in order, into shards of at most max_bytes (a larger tensor stands alone)."""
+    shards: list[list[TensorJob]] = [[]]
+    size = 0
+    for job in jobs:
+        if shards[-1] and size + job.nbytes > max_bytes:
+            shards.append([])
+            size = 0
+        shards[-1].append(job)
+        size += job.nbytes
+    return shards
+
+
+def write_model(directory: Path, jobs: list[TensorJob], max_shard_bytes: int) -> list[str]:
+    """model.safetensors, or shards plus model.safetensors.index.json; returns the file names."""
+    jobs = sorted(jobs, key=lambda j: j.name)
+    metadata = {"format": "pt"}
+    shards = shard(jobs, max_shard_bytes)
+    if len(shards) == 1:
+        write_safetensors(directory / SINGLE_FILE, jobs, metadata)
+        return [SINGLE_FILE]
+    names = [f"model-{i:05d}-of-{len(shards):05d}.safetensors" for i in range(1, len(shards) + 1)]
+    weight_map = {}
+    for name, part in zip(names, shards, strict=True):
+        write_safetensors(directory / name, part, metadata)
+        weight_map.update({j.name: name for j in part})
+    index = {"metadata": {"total_size": sum(j.nbytes for j in jobs)}, "weight_map": weight_map}
+    write_json(directory / INDEX_FILE, index)
+    return [*names, INDEX_FILE]
+
+
+def write_json(path: Path, data: object) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+class StagedOutput:
+    """An output directory that appears whole or not at all.
+
+    Everything is written into a hidden sibling; `commit()` renames it into place. Leaving the
+    `with` block without committing (an error, Ctrl-C, SIGTERM turned into an exception) removes
+    the sibling and any parent directories this created. An existing output is refused unless
+    `force`, and then replaced only at commit time.
+    """
+
+    def __init__(self, final: str | Path, force: bool = False):
+        self.final = Path(final).absolute()
+        self.force = force
+        if self.final.exists() and not force:
+            raise UsageError("output already exists", final, "pass --force to replace it")
+        if self.final.exists() and not self.final.is_dir():
+            raise UsageError("output exists and is not a directory", final)
+        self.path = self.final.parent / f".{self.final.name}.tf2pt-partial-{os.getpid()}"
+        self._created: list[Path] = []
+        self._committed = False
+
+    def __enter__(self) -> StagedOutput:
+        missing = []
+        parent = self.final.parent
+        while not parent.exists():
+            missing.append(parent)
+            parent = parent.parent
+        try:
+            for d in reversed(missing):
+                d.mkdir()
+                self._created.append(d)
+            self.path.mkdir()
+        except OSError as exc:
+            self._cleanup()
+            raise OutputError(f"cannot create the output directory ({exc.strerror})",
+                              self.final, "choose a writable location") from None
+        return self
+
+    def commit(self) -> None:
+        old = self.final.parent / f".{self.final.name}.tf2pt-replaced-{os.getpid()}"
+        if self.final.exists():
+            self.final.rename(old)
+        self.path.rename(self.final)
+        self._committed = True
+        if old.exists():
+            shutil.rmtree(old)
+
+    def _cleanup(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        for d in reversed(self._created):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if not self._committed:
+            self._cleanup()

@@ -1,0 +1,1 @@
+"""YAML mapping tables, shipped as package data of `converter.mappings`."""
