@@ -22,14 +22,14 @@ from .ops import Op, build_op
 PLACEHOLDER = re.compile(r"\{([A-Z])\}")
 
 TOP_KEYS = {"schema", "extends", "architecture", "layout", "model_type", "class_prefix",
-            "model_types", "placeholders", "config_defaults", "position_offset", "groups",
+            "model_types", "base_model_prefix", "placeholders", "config_defaults", "position_offset", "groups",
             "heads", "ignore", "description"}
 GROUP_KEYS = {"rules", "duplicates", "ties", "synthesize"}
 RULE_KEYS = {"src", "dst", "ops", "shape", "note"}
 DUPLICATE_KEYS = {"src", "same_as", "note"}
 TIE_KEYS = {"dst", "same_as", "note"}
 SYNTH_KEYS = {"dst", "fill", "shape", "reason"}
-HEAD_KEYS = {"class", "groups", "when", "labels_from", "tf_class", "description"}
+HEAD_KEYS = {"class", "groups", "when", "labels_from", "bare", "description"}
 IGNORE_KEYS = {"pattern", "reason"}
 
 
@@ -122,6 +122,7 @@ class Head:
     groups: tuple[str, ...]
     when: dict[str, Any]
     labels_from: str | None
+    bare: bool  # the base model itself: its parameters carry no `<base_model_prefix>.`
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ class Table:
     model_type: str
     model_types: tuple[str, ...]
     class_prefix: str
+    base_model_prefix: str
     placeholders: dict[str, str]
     config_defaults: dict[str, Any]
     position_offset: int
@@ -151,6 +153,12 @@ class Table:
 
     def head_groups(self, head: str) -> list[Group]:
         return [self.groups[g] for g in self.heads[head].groups]
+
+    def target_name(self, head: str, name: str) -> str:
+        """Targets are written with the base-model prefix; the bare base model drops it."""
+        if self.heads[head].bare and self.base_model_prefix:
+            return name.removeprefix(self.base_model_prefix + ".")
+        return name
 
     def head_for_class(self, class_name: str) -> str | None:
         name = class_name.removeprefix("TF")
@@ -273,7 +281,7 @@ def parse_table(name: str, data: dict) -> Table:
         if unknown:
             raise MappingTableError(f"{w}: unknown group(s) {unknown}")
         heads[h] = Head(h, body["class"], tuple(body["groups"]), dict(body.get("when") or {}),
-                        body.get("labels_from"))
+                        body.get("labels_from"), bool(body.get("bare", False)))
         _check_head_targets(w, [groups[g] for g in heads[h].groups])
     ignore = []
     for i, item in enumerate(data.get("ignore") or []):
@@ -293,6 +301,7 @@ def parse_table(name: str, data: dict) -> Table:
         model_type=data["model_type"],
         model_types=tuple(data.get("model_types") or [data["model_type"]]),
         class_prefix=data["class_prefix"],
+        base_model_prefix=str(data.get("base_model_prefix") or ""),
         placeholders=placeholders,
         config_defaults=dict(data.get("config_defaults") or {}),
         position_offset=int(data.get("position_offset") or 0),

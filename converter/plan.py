@@ -186,7 +186,7 @@ def plan_head(source: Source, table: Table, head: str, dims: dict[str, Any]) -> 
             if out_of_range:
                 unexpected.append(tensor)
                 continue
-            dst = rule.dst.fill(values)
+            dst = table.target_name(head, rule.dst.fill(values))
             expected = _eval_shape(rule.shape, dims, source.config_path)
             try:
                 got = chain_shape(rule.ops, tensor.shape)
@@ -219,14 +219,16 @@ def plan_head(source: Source, table: Table, head: str, dims: dict[str, Any]) -> 
     for group in groups:
         for rule in group.rules:
             for dst, values in _expand(rule.dst, table, dims):
-                expected_src[dst] = rule.src.fill(values)
+                expected_src[table.target_name(head, dst)] = rule.src.fill(values)
         for tie in group.ties:
             for dst, values in _expand(tie.dst, table, dims):
-                plan.tied.append(TiedTarget(dst, tie.same_as.fill(values)))
+                plan.tied.append(TiedTarget(table.target_name(head, dst),
+                                            table.target_name(head, tie.same_as.fill(values))))
         for syn in group.synthesize:
             shape = _eval_shape(syn.shape, dims, source.config_path)
             for dst, _ in _expand(syn.dst, table, dims):
-                plan.synthesized.append(SynthesizedTarget(dst, shape, syn.fill, syn.reason))
+                plan.synthesized.append(SynthesizedTarget(table.target_name(head, dst), shape,
+                                                          syn.fill, syn.reason))
 
     unexpected_names = [t.name for t in unexpected]
     plan.unexpected = [

@@ -95,8 +95,16 @@ class HfKerasTfRunner:
                               + "; ".join(problems), directory)
 
     def run(self, inputs: ParityInputs) -> Outputs:
-        feed = {k: v for k, v in inputs.as_dict().items()}
-        result = self.model(feed, output_hidden_states=True, training=False)
+        result = self.model(**inputs.as_dict(), output_hidden_states=True, training=False)
+        if result.hidden_states is None:
+            # transformers 4.x TF*ForMultipleChoice passes output_hidden_states positionally into
+            # the encoder_attention_mask slot of its main layer, so it never returns hidden
+            # states. The main layer itself, on the flattened choices, is the same computation.
+            width = inputs.input_ids.shape[-1]
+            flat = {k: v.reshape(-1, width) for k, v in inputs.as_dict().items()}
+            main_layer = getattr(self.model, self.model.base_model_prefix)
+            inner = main_layer(**flat, output_hidden_states=True, training=False)
+            result["hidden_states"] = inner.hidden_states
         return ordered_outputs(result, lambda t: np.asarray(t, dtype=np.float32))
 
 
