@@ -232,7 +232,7 @@ def plan_head(source: Source, table: Table, head: str, dims: dict[str, Any]) -> 
 
     unexpected_names = [t.name for t in unexpected]
     plan.unexpected = [
-        Unplaced(t.name, t.shape, _closest(t.name, sorted(set(expected_src.values()) - present)))
+        Unplaced(t.name, t.shape, _closest(t.name, sorted(set(expected_src.values()))))
         for t in unexpected
     ]
     plan.missing = [

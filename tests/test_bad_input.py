@@ -1,0 +1,166 @@
+"""Bad input: one clear line naming the path, a non-zero exit code, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .conftest import copy_tree, run_cli
+
+
+def _leftovers(out: Path) -> list[Path]:
+    return [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.tf2pt")]
+
+
+def _assert_clean_failure(code, err, expected_code, *fragments):
+    assert code == expected_code, err
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("tf2pt: error: ")
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[-1]
+
+
+def test_empty_directory(tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli(["convert", str(tmp_path / "empty"), str(tmp_path / "out")])
+    _assert_clean_failure(code, err, 2, str(tmp_path / "empty"), "directory is empty")
+    assert not (tmp_path / "out").exists()
+
+
+def test_config_without_weights(tmp_path, tf_checkpoints):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "config.json").write_text((tf_checkpoints["base-model"] / "config.json").read_text())
+    code, _, err = run_cli(["convert", str(src), str(tmp_path / "out")])
+    _assert_clean_failure(code, err, 2, "has config.json but no weights", "tf_model.h5")
+
+
+def test_random_bytes_named_tf_model_h5(tmp_path, tf_checkpoints):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "config.json").write_text((tf_checkpoints["base-model"] / "config.json").read_text())
+    (src / "tf_model.h5").write_bytes(os.urandom(4096))
+    code, _, err = run_cli(["convert", str(src), str(tmp_path / "out")])
+    _assert_clean_failure(code, err, 2, str(src / "tf_model.h5"), "not a readable HDF5 file")
+    assert not (tmp_path / "out").exists() and not _leftovers(tmp_path / "out")
+
+
+def test_truncated_h5(tmp_path, tf_checkpoints):
+    src = copy_tree(tf_checkpoints["base-model"], tmp_path / "src")
+    data = (src / "tf_model.h5").read_bytes()
+    (src / "tf_model.h5").write_bytes(data[: len(data) // 2])
+    code, _, err = run_cli(["convert", str(src), str(tmp_path / "out"), "--no-verify"])
+    _assert_clean_failure(code, err, 2, "tf_model.h5")
+    assert not (tmp_path / "out").exists() and not _leftovers(tmp_path / "out")
+
+
+def test_missing_config_json(tmp_path, tf_checkpoints):
+    src = copy_tree(tf_checkpoints["base-model"], tmp_path / "src")
+    (src / "config.json").unlink()
+    code, _, err = run_cli(["convert", str(src), str(tmp_path / "out")])
+    _assert_clean_failure(code, err, 2, "no config.json next to the TF weights")
+
+
+def test_existing_output_is_untouched_without_force(tmp_path, tf_checkpoints):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    code, _, err = run_cli(["convert", str(tf_checkpoints["base-model"]), str(out), "--no-verify"])
+    _assert_clean_failure(code, err, 2, "output already exists", "--force")
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+    code, _, err = run_cli(["convert", str(tf_checkpoints["base-model"]), str(out), "--no-verify",
+                            "--force"])
+    assert code == 0, err
+    assert not (out / "keep.txt").exists() and (out / "model.safetensors").exists()
+    assert not _leftovers(out)
+
+
+def test_unwritable_output_location(tmp_path, tf_checkpoints):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    out = blocker / "sub" / "out"
+    code, _, err = run_cli(["convert", str(tf_checkpoints["base-model"]), str(out), "--no-verify"])
+    _assert_clean_failure(code, err, 2, "cannot create the output directory")
+    assert blocker.read_text() == "not a directory"
+
+
+def test_unknown_head_is_a_usage_error(tmp_path, tf_checkpoints):
+    code, _, err = run_cli(["convert", str(tf_checkpoints["base-model"]), str(tmp_path / "o"),
+                            "--head", "seq-cls"])
+    _assert_clean_failure(code, err, 2, "unknown head 'seq-cls'", "sequence-classification")
+
+
+def test_nan_weights_are_warned_about_and_converted_faithfully(tmp_path, tf_checkpoints):
+    import h5py
+    from safetensors.numpy import load_file
+
+    src = copy_tree(tf_checkpoints["base-model"], tmp_path / "src")
+    with h5py.File(src / "tf_model.h5", "r+") as h5:
+        ds = h5["roberta/tf_roberta_model/roberta/pooler/dense/bias:0"]
+        values = ds[()]
+        values[3] = float("nan")
+        ds[...] = values
+    out = tmp_path / "out"
+    code, _, err = run_cli(["convert", str(src), str(out), "--no-verify"])
+    assert code == 0, err
+    assert "warning: roberta/pooler/dense/bias: 1 NaN/Inf value(s)" in err
+    assert load_file(str(out / "model.safetensors"))["pooler.dense.bias"][3] != \
+        load_file(str(out / "model.safetensors"))["pooler.dense.bias"][3]  # NaN kept
+    report = json.loads((out / "conversion_report.json").read_text())
+    assert report["warnings"]
+
+
+def test_interrupt_mid_conversion_leaves_no_output(tmp_path, tf_checkpoints, monkeypatch):
+    from converter import convert as convert_module
+
+    calls = {"n": 0}
+    real = convert_module.chain_apply
+
+    def interrupted(ops, array):
+        calls["n"] += 1
+        if calls["n"] == 10:
+            raise KeyboardInterrupt
+        return real(ops, array)
+
+    monkeypatch.setattr(convert_module, "chain_apply", interrupted)
+    out = tmp_path / "out"
+    code, _, err = run_cli(["convert", str(tf_checkpoints["base-model"]), str(out), "--no-verify"])
+    assert code == 130 and "interrupted" in err
+    assert not out.exists() and not _leftovers(out)
+
+
+SLOW_CONVERT = """
+import sys, time
+from converter import convert
+real = convert.chain_apply
+def slow(ops, array):
+    time.sleep(0.2)
+    return real(ops, array)
+convert.chain_apply = slow
+from converter.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_sigterm_mid_conversion_leaves_no_output(tmp_path, tf_checkpoints):
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_CONVERT, "convert", str(tf_checkpoints["base-model"]),
+         str(out), "--no-verify"],
+        stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not _leftovers(out) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _leftovers(out), "conversion never started writing"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert not out.exists() and not _leftovers(out)
