@@ -2,18 +2,28 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# transformers 5 has no TF classes, so it cannot share .venv; a second small venv lets the tests
+# prove converted output loads there too.
+HF5_VENV ?= .venv-hf5
 TORCH_WHEELS ?= /opt/wheels
+FIND_LINKS := $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS))
 
 .PHONY: install test lint demo bench clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(HF5_VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned, so nothing later pulls a multi-GB CUDA build.
-	$(BIN)/pip install $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS)) torch==2.13.0
-	$(BIN)/pip install $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS)) -e '.[test]'
+	$(BIN)/pip install --quiet $(FIND_LINKS) torch==2.13.0
+	$(BIN)/pip install --quiet $(FIND_LINKS) -e '.[test]'
+	touch $@
+
+$(HF5_VENV)/.installed:
+	$(PYTHON) -m venv $(HF5_VENV)
+	$(HF5_VENV)/bin/pip install --quiet $(FIND_LINKS) torch==2.13.0
+	$(HF5_VENV)/bin/pip install --quiet $(FIND_LINKS) 'transformers>=5,<6' safetensors numpy
 	touch $@
 
 test: install
@@ -31,4 +41,4 @@ bench: install
 	$(BIN)/python scripts/bench.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(HF5_VENV) build *.egg-info

@@ -18,8 +18,16 @@ from .mapping import load_table, table_names
 from .plan import accounting_table
 
 ATOL_DEFAULT = 1e-5
-SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20,
-              "GIB": 2**30}
+SIZE_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+}
 
 
 def _say(message: str) -> None:
@@ -52,8 +60,10 @@ def _parity_hook(atol: float, texts: tuple[str, ...], out: Path):
 
         result = run_parity(analysis, staged, atol, texts, progress=_say, published_as=out)
         write_reports(result, staged)
-        _say(f"parity {'passed' if result.passed else 'FAILED'}: max abs diff "
-             f"{result.max_abs_diff:.3g} (atol {atol:g})")
+        _say(
+            f"parity {'passed' if result.passed else 'FAILED'}: max abs diff "
+            f"{result.max_abs_diff:.3g} (atol {atol:g})"
+        )
         return result.failure()
 
     return run
@@ -67,17 +77,32 @@ def _parity_hook(atol: float, texts: tuple[str, ...], out: Path):
 @click.option("--num-labels", type=int, help="Trust the classifier's weights over config.json.")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @click.option("--no-verify", is_flag=True, help="Skip the parity check (no TF/PyTorch import).")
-@click.option("--atol", type=float, default=ATOL_DEFAULT, show_default=True,
-              help="Parity tolerance: max abs diff allowed per output.")
+@click.option(
+    "--atol",
+    type=float,
+    default=ATOL_DEFAULT,
+    show_default=True,
+    help="Parity tolerance: max abs diff allowed per output.",
+)
 @click.option("--text", "texts", multiple=True, help="Real text for parity (needs a tokenizer).")
-@click.option("--max-shard-size", default="5GB", show_default=True,
-              help="Split model.safetensors above this size.")
+@click.option(
+    "--max-shard-size",
+    default="5GB",
+    show_default=True,
+    help="Split model.safetensors above this size.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the conversion report as JSON.")
-def convert_cmd(src, out, head, arch, num_labels, force, no_verify, atol, texts, max_shard_size,
-                as_json):
+def convert_cmd(
+    src, out, head, arch, num_labels, force, no_verify, atol, texts, max_shard_size, as_json
+):
     """Convert the checkpoint SRC into the PyTorch directory OUT (then verify parity)."""
-    options = ConvertOptions(head=head, arch=arch, num_labels=num_labels, force=force,
-                             max_shard_bytes=_size(max_shard_size))
+    options = ConvertOptions(
+        head=head,
+        arch=arch,
+        num_labels=num_labels,
+        force=force,
+        max_shard_bytes=_size(max_shard_size),
+    )
     verify = None if no_verify else _parity_hook(atol, texts, out)
     result = convert(src, out, options, progress=_say, verify=verify)
     for warning in result.warnings:
@@ -85,9 +110,11 @@ def convert_cmd(src, out, head, arch, num_labels, force, no_verify, atol, texts,
     if as_json:
         _print_json(result.report)
     counts = result.report["counts"]
-    _say(f"wrote {out} ({result.report['class']}, {counts['parameters']:,} parameters; "
-         f"{counts['mapped']} mapped, {counts['duplicates']} duplicate, {counts['ignored']} "
-         f"ignored, {counts['tied']} tied, {counts['synthesized']} synthesized)")
+    _say(
+        f"wrote {out} ({result.report['class']}, {counts['parameters']:,} parameters; "
+        f"{counts['mapped']} mapped, {counts['duplicates']} duplicate, {counts['ignored']} "
+        f"ignored, {counts['tied']} tied, {counts['synthesized']} synthesized)"
+    )
     _say(f"report: {out / 'conversion_report.json'}")
 
 
@@ -108,21 +135,25 @@ def verify_cmd(src, out, atol, texts, arch, as_json):
         out_config = json.loads(config_path.read_text())
         class_name = out_config["architectures"][0]
     except (OSError, ValueError, KeyError, IndexError, TypeError):
-        raise InputError("not a converted model directory (no readable config.json with "
-                         "architectures)", out) from None
+        raise InputError(
+            "not a converted model directory (no readable config.json with architectures)", out
+        ) from None
     probe = analyse(src, ConvertOptions(arch=arch))
     head = probe.plan.table.head_for_class(class_name)
     if head is None:
         raise InputError(f"{class_name} is not a {probe.plan.table.architecture} class", out)
     labels = out_config.get("id2label")
-    analysis = analyse(src, ConvertOptions(arch=arch, head=head,
-                                           num_labels=len(labels) if labels else None))
+    analysis = analyse(
+        src, ConvertOptions(arch=arch, head=head, num_labels=len(labels) if labels else None)
+    )
     result = run_parity(analysis, out, atol, texts, progress=_say)
     write_reports(result, out)
     if as_json:
         _print_json(result.to_dict())
-    _say(f"parity {'passed' if result.passed else 'FAILED'}: max abs diff "
-         f"{result.max_abs_diff:.3g} (atol {atol:g}); report: {out / MD_FILE}")
+    _say(
+        f"parity {'passed' if result.passed else 'FAILED'}: max abs diff "
+        f"{result.max_abs_diff:.3g} (atol {atol:g}); report: {out / MD_FILE}"
+    )
     failure = result.failure()
     if failure is not None:
         raise failure
@@ -137,24 +168,48 @@ def inspect_cmd(src, head, arch, as_json):
     """Show the source's format, architecture, head, config and every tensor's fate."""
     analysis = analyse(src, ConvertOptions(head=head, arch=arch))
     source, plan = analysis.source, analysis.plan
-    fates = {m.src: f"→ {m.dst}" + "".join(f" [{o.describe()}]" for o in m.ops)
-             for m in plan.mapped}
-    fates |= {d.src: f"= copy of {d.same_as} (checked equal when converting)"
-              for d in plan.duplicates}
+    fates = {
+        m.src: f"→ {m.dst}" + "".join(f" [{o.describe()}]" for o in m.ops) for m in plan.mapped
+    }
+    fates |= {
+        d.src: f"= copy of {d.same_as} (checked equal when converting)" for d in plan.duplicates
+    }
     fates |= {i.src: f"ignored: {i.reason}" for i in plan.ignored}
     fates |= {u.name: "UNEXPECTED" for u in plan.unexpected}
     fates |= {m.src: f"SHAPE MISMATCH → {m.dst}" for m in plan.mismatched}
-    keys = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-            "intermediate_size", "max_position_embeddings", "type_vocab_size", "num_labels",
-            "layer_norm_eps", "hidden_act")
+    keys = (
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "max_position_embeddings",
+        "type_vocab_size",
+        "num_labels",
+        "layer_norm_eps",
+        "hidden_act",
+    )
     if as_json:
-        _print_json({
-            "layout": source.layout, "table": plan.table.name, "head": plan.head,
-            "class": plan.class_name, "config": {k: plan.dims.get(k) for k in keys},
-            "tensors": [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype.name,
-                         "fate": fates.get(t.name, "")} for t in source.tensors],
-            "clean": plan.clean, "notes": plan.notes,
-        })
+        _print_json(
+            {
+                "layout": source.layout,
+                "table": plan.table.name,
+                "head": plan.head,
+                "class": plan.class_name,
+                "config": {k: plan.dims.get(k) for k in keys},
+                "tensors": [
+                    {
+                        "name": t.name,
+                        "shape": list(t.shape),
+                        "dtype": t.dtype.name,
+                        "fate": fates.get(t.name, ""),
+                    }
+                    for t in source.tensors
+                ],
+                "clean": plan.clean,
+                "notes": plan.notes,
+            }
+        )
         return
     click.echo(f"source:  {source.path} ({source.layout}; {len(source.weight_files)} file(s))")
     click.echo(f"table:   {plan.table.name}")
@@ -175,8 +230,10 @@ def archs_cmd():
     for name in table_names():
         table = load_table(name)
         heads = ", ".join(f"{h} ({table.class_name(h)})" for h in table.heads)
-        click.echo(f"{name}: {table.description}\n  model_types: {', '.join(table.model_types)}"
-                   f"\n  heads: {heads}")
+        click.echo(
+            f"{name}: {table.description}\n  model_types: {', '.join(table.model_types)}"
+            f"\n  heads: {heads}"
+        )
 
 
 class _Terminated(Exception):

@@ -15,9 +15,14 @@ def _labels(source_config: dict[str, Any], count: int) -> tuple[dict[str, str], 
     if isinstance(names, dict) and len(names) == count:
         return {str(k): str(v) for k, v in names.items()}, []
     generic = {str(i): f"LABEL_{i}" for i in range(count)}
-    note = [] if names is None else [
-        f"id2label had {len(names)} names but the classifier has {count} outputs; "
-        f"replaced by LABEL_0..LABEL_{count - 1}"]
+    note = (
+        []
+        if names is None
+        else [
+            f"id2label had {len(names)} names but the classifier has {count} outputs; "
+            f"replaced by LABEL_0..LABEL_{count - 1}"
+        ]
+    )
     return generic, note
 
 

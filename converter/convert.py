@@ -61,8 +61,11 @@ def _read(tensor: SourceTensor) -> np.ndarray:
     try:
         return tensor.load()
     except (OSError, ValueError, KeyError) as exc:
-        raise InputError(f"cannot read tensor '{tensor.name}' ({exc})", tensor.origin,
-                         "the file is truncated or corrupt") from None
+        raise InputError(
+            f"cannot read tensor '{tensor.name}' ({exc})",
+            tensor.origin,
+            "the file is truncated or corrupt",
+        ) from None
 
 
 def _mapped_jobs(analysis: Analysis, warnings: list[str]) -> list[TensorJob]:
@@ -75,9 +78,11 @@ def _mapped_jobs(analysis: Analysis, warnings: list[str]) -> list[TensorJob]:
         array = _read(tensors[m.src])
         for copy in copies.get(m.src, []):
             if not np.array_equal(array, _read(tensors[copy]), equal_nan=True):
-                raise AccountingError(f"stored copy '{copy}' differs from '{m.src}'",
-                                      analysis.source.path,
-                                      "the checkpoint is inconsistent; re-save it")
+                raise AccountingError(
+                    f"stored copy '{copy}' differs from '{m.src}'",
+                    analysis.source.path,
+                    "the checkpoint is inconsistent; re-save it",
+                )
         bad = int(array.size - np.count_nonzero(np.isfinite(array)))
         if bad:
             warnings.append(f"{m.src}: {bad} NaN/Inf value(s), converted as they are")
@@ -93,14 +98,14 @@ def _synthesized_jobs(plan: Plan) -> list[TensorJob]:
     fills = {"zeros": np.zeros, "ones": np.ones}
     dtype = np.dtype(plan.mapped[0].dtype) if plan.mapped else np.dtype("<f4")
     return [
-        TensorJob(s.dst, s.shape, dtype,
-                  lambda s=s: iter([fills[s.fill](s.shape, dtype=dtype)]))
+        TensorJob(s.dst, s.shape, dtype, lambda s=s: iter([fills[s.fill](s.shape, dtype=dtype)]))
         for s in plan.synthesized
     ]
 
 
-def build_report(analysis: Analysis, files: list[str], config_notes: list[str],
-                 warnings: list[str]) -> dict[str, Any]:
+def build_report(
+    analysis: Analysis, files: list[str], config_notes: list[str], warnings: list[str]
+) -> dict[str, Any]:
     source, plan = analysis.source, analysis.plan
     mapped = {m.src: m for m in plan.mapped}
     dups = {d.src: d for d in plan.duplicates}
@@ -109,25 +114,41 @@ def build_report(analysis: Analysis, files: list[str], config_notes: list[str],
     for t in source.tensors:
         row: dict[str, Any] = {"name": t.name, "shape": list(t.shape), "dtype": t.dtype.name}
         if t.name in mapped:
-            row |= {"fate": "mapped", "target": mapped[t.name].dst,
-                    "ops": [o.describe() for o in mapped[t.name].ops]}
+            row |= {
+                "fate": "mapped",
+                "target": mapped[t.name].dst,
+                "ops": [o.describe() for o in mapped[t.name].ops],
+            }
         elif t.name in dups:
             row |= {"fate": "duplicate", "same_as": dups[t.name].same_as, "checked": "equal"}
         else:
             row |= {"fate": "ignored", "reason": ignored[t.name].reason}
         source_rows.append(row)
     target_rows = (
-        [{"name": m.dst, "shape": list(m.shape), "how": "produced", "from": m.src}
-         for m in plan.mapped]
+        [
+            {"name": m.dst, "shape": list(m.shape), "how": "produced", "from": m.src}
+            for m in plan.mapped
+        ]
         + [{"name": t.dst, "how": "tied", "same_as": t.same_as} for t in plan.tied]
-        + [{"name": s.dst, "shape": list(s.shape), "how": "synthesized", "fill": s.fill,
-            "reason": s.reason} for s in plan.synthesized]
+        + [
+            {
+                "name": s.dst,
+                "shape": list(s.shape),
+                "how": "synthesized",
+                "fill": s.fill,
+                "reason": s.reason,
+            }
+            for s in plan.synthesized
+        ]
     )
     return {
         "tool": {"name": "tf2pt", "version": __version__},
-        "source": {"path": str(source.path), "layout": source.layout,
-                   "weight_files": [p.name for p in source.weight_files],
-                   "tokenizer_files": [p.name for p in source.tokenizer_files]},
+        "source": {
+            "path": str(source.path),
+            "layout": source.layout,
+            "weight_files": [p.name for p in source.weight_files],
+            "tokenizer_files": [p.name for p in source.tokenizer_files],
+        },
         "table": plan.table.name,
         "architecture": plan.table.architecture,
         "head": plan.head,
@@ -143,8 +164,10 @@ def build_report(analysis: Analysis, files: list[str], config_notes: list[str],
             "tied": len(plan.tied),
             "synthesized": len(plan.synthesized),
             "missing": len(plan.missing),
-            "parameters": int(sum(int(np.prod(m.shape)) for m in plan.mapped)
-                              + sum(int(np.prod(s.shape)) for s in plan.synthesized)),
+            "parameters": int(
+                sum(int(np.prod(m.shape)) for m in plan.mapped)
+                + sum(int(np.prod(s.shape)) for s in plan.synthesized)
+            ),
         },
         "source_tensors": sorted(source_rows, key=lambda r: r["name"]),
         "target_parameters": sorted(target_rows, key=lambda r: r["name"]),
@@ -154,10 +177,13 @@ def build_report(analysis: Analysis, files: list[str], config_notes: list[str],
     }
 
 
-def convert(src: str | Path, out: str | Path, options: ConvertOptions,
-            progress: Progress = lambda _: None,
-            verify: Callable[[Analysis, Path], Tf2ptError | None] | None = None,
-            ) -> ConversionResult:
+def convert(
+    src: str | Path,
+    out: str | Path,
+    options: ConvertOptions,
+    progress: Progress = lambda _: None,
+    verify: Callable[[Analysis, Path], Tf2ptError | None] | None = None,
+) -> ConversionResult:
     """Convert `src` into the directory `out`; with `verify`, check parity before publishing.
 
     A parity failure is a finding, not a crash: the output (with its parity report) is still
@@ -167,8 +193,10 @@ def convert(src: str | Path, out: str | Path, options: ConvertOptions,
     analysis = analyse(src, options)
     source, plan = analysis.source, analysis.plan
     enforce(source, plan)
-    progress(f"{source.layout} {plan.table.architecture} → {plan.class_name}: "
-             f"{len(plan.mapped)} tensors to write")
+    progress(
+        f"{source.layout} {plan.table.architecture} → {plan.class_name}: "
+        f"{len(plan.mapped)} tensors to write"
+    )
     config, config_notes = output_config(source.config, plan)
     warnings: list[str] = []
     with staged:

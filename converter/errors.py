@@ -10,8 +10,13 @@ class Tf2ptError(Exception):
 
     exit_code = 1
 
-    def __init__(self, what: str, path: str | Path | None = None, hint: str | None = None,
-                 details: str | None = None):
+    def __init__(
+        self,
+        what: str,
+        path: str | Path | None = None,
+        hint: str | None = None,
+        details: str | None = None,
+    ):
         self.what = what
         self.path = str(path) if path is not None else None
         self.hint = hint

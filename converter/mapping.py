@@ -21,9 +21,23 @@ from .ops import Op, build_op
 
 PLACEHOLDER = re.compile(r"\{([A-Z])\}")
 
-TOP_KEYS = {"schema", "extends", "architecture", "layout", "model_type", "class_prefix",
-            "model_types", "base_model_prefix", "placeholders", "config_defaults", "position_offset", "groups",
-            "heads", "ignore", "description"}
+TOP_KEYS = {
+    "schema",
+    "extends",
+    "architecture",
+    "layout",
+    "model_type",
+    "class_prefix",
+    "model_types",
+    "base_model_prefix",
+    "placeholders",
+    "config_defaults",
+    "position_offset",
+    "groups",
+    "heads",
+    "ignore",
+    "description",
+}
 GROUP_KEYS = {"rules", "duplicates", "ties", "synthesize"}
 RULE_KEYS = {"src", "dst", "ops", "shape", "note"}
 DUPLICATE_KEYS = {"src", "same_as", "note"}
@@ -46,7 +60,7 @@ class Pattern:
         out, names, pos = [], [], 0
         token = re.compile(r"\{([A-Z])\}|\*\*|\*" if allow_globs else r"\{([A-Z])\}")
         for m in token.finditer(text):
-            out.append(re.escape(text[pos:m.start()]))
+            out.append(re.escape(text[pos : m.start()]))
             if m.group(1):
                 if m.group(1) in names:
                     out.append(f"(?P={m.group(1)})")
@@ -173,8 +187,9 @@ def _check_keys(where: str, data: Any, allowed: set[str], required: set[str] = f
         raise MappingTableError(f"{where}: expected a mapping, got {type(data).__name__}")
     unknown = set(data) - allowed
     if unknown:
-        raise MappingTableError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: "
-                                f"{sorted(allowed)}")
+        raise MappingTableError(
+            f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
+        )
     missing = set(required) - set(data)
     if missing:
         raise MappingTableError(f"{where}: missing key(s) {sorted(missing)}")
@@ -235,8 +250,9 @@ def _group(where: str, data: dict) -> Group:
         _check_keys(w, s, SYNTH_KEYS, {"dst", "fill", "shape", "reason"})
         if s["fill"] not in FILL_KINDS:
             raise MappingTableError(f"{w}: fill must be one of {sorted(FILL_KINDS)}")
-        synth.append(Synthesized(_pattern(w, s["dst"]), s["fill"], _shape(w, s["shape"]),
-                                 str(s["reason"])))
+        synth.append(
+            Synthesized(_pattern(w, s["dst"]), s["fill"], _shape(w, s["shape"]), str(s["reason"]))
+        )
     return Group(tuple(rules), tuple(dups), tuple(ties), tuple(synth))
 
 
@@ -270,8 +286,12 @@ def _raw(name: str, directory: Path, seen: tuple[str, ...] = ()) -> dict:
 
 def parse_table(name: str, data: dict) -> Table:
     where = f"mappings/{name}.yaml"
-    _check_keys(where, data, TOP_KEYS - {"extends"},
-                {"architecture", "layout", "model_type", "class_prefix", "groups", "heads"})
+    _check_keys(
+        where,
+        data,
+        TOP_KEYS - {"extends"},
+        {"architecture", "layout", "model_type", "class_prefix", "groups", "heads"},
+    )
     groups = {g: _group(f"{where}: groups.{g}", body or {}) for g, body in data["groups"].items()}
     heads = {}
     for h, body in data["heads"].items():
@@ -280,8 +300,14 @@ def parse_table(name: str, data: dict) -> Table:
         unknown = [g for g in body["groups"] if g not in groups]
         if unknown:
             raise MappingTableError(f"{w}: unknown group(s) {unknown}")
-        heads[h] = Head(h, body["class"], tuple(body["groups"]), dict(body.get("when") or {}),
-                        body.get("labels_from"), bool(body.get("bare", False)))
+        heads[h] = Head(
+            h,
+            body["class"],
+            tuple(body["groups"]),
+            dict(body.get("when") or {}),
+            body.get("labels_from"),
+            bool(body.get("bare", False)),
+        )
         _check_head_targets(w, [groups[g] for g in heads[h].groups])
     ignore = []
     for i, item in enumerate(data.get("ignore") or []):
@@ -292,8 +318,10 @@ def parse_table(name: str, data: dict) -> Table:
     for g, group in groups.items():
         for rule in group.rules:
             if set(rule.src.placeholders) - set(placeholders):
-                raise MappingTableError(f"{where}: groups.{g}: '{rule.src.text}' uses a "
-                                        f"placeholder not declared under placeholders:")
+                raise MappingTableError(
+                    f"{where}: groups.{g}: '{rule.src.text}' uses a "
+                    f"placeholder not declared under placeholders:"
+                )
     return Table(
         name=name,
         architecture=data["architecture"],

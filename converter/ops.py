@@ -56,7 +56,7 @@ class Transpose(Op):
 
 @dataclass(frozen=True)
 class MergeHeadsIn(Op):
-    """EinsumDense q/k/v kernel [hidden, heads, head_dim] → Linear weight [heads*head_dim, hidden]."""
+    """EinsumDense q/k/v kernel [hidden, heads, head_dim] → Linear [heads*head_dim, hidden]."""
 
     name: ClassVar[str] = "merge_heads_in"
 
@@ -94,13 +94,15 @@ class SplitHeadsIn(Op):
 
 @dataclass(frozen=True)
 class MergeHeadsOut(Op):
-    """EinsumDense output kernel [heads, head_dim, hidden] → Linear weight [hidden, heads*head_dim]."""
+    """EinsumDense output kernel [heads, head_dim, hidden] → Linear [hidden, heads*head_dim]."""
 
     name: ClassVar[str] = "merge_heads_out"
 
     def out_shape(self, shape: Shape) -> Shape:
         if len(shape) != 3:
-            raise OpShapeError(f"merge_heads_out needs [heads, head_dim, hidden], got {list(shape)}")
+            raise OpShapeError(
+                f"merge_heads_out needs [heads, head_dim, hidden], got {list(shape)}"
+            )
         return (shape[2], shape[0] * shape[1])
 
     def apply(self, array: np.ndarray) -> np.ndarray:
@@ -171,8 +173,15 @@ class DropRows(Op):
 
 OPS: dict[str, type[Op]] = {
     cls.name: cls
-    for cls in (Transpose, MergeHeadsIn, SplitHeadsIn, MergeHeadsOut, Flatten, PrependRows,
-                DropRows)
+    for cls in (
+        Transpose,
+        MergeHeadsIn,
+        SplitHeadsIn,
+        MergeHeadsOut,
+        Flatten,
+        PrependRows,
+        DropRows,
+    )
 }
 
 

@@ -128,8 +128,11 @@ def _eval_shape(spec: ShapeSpec, dims: dict[str, Any], config_path: Any) -> Shap
         elif d in dims and isinstance(dims[d], int):
             shape.append(dims[d])
         else:
-            raise InputError(f"config has no integer '{d}'", config_path,
-                             "add it to config.json (it sets a weight shape)")
+            raise InputError(
+                f"config has no integer '{d}'",
+                config_path,
+                "add it to config.json (it sets a weight shape)",
+            )
     return tuple(shape)
 
 
@@ -163,8 +166,9 @@ def _conflicts(spec: ShapeSpec, got: Shape, dims: dict[str, Any]) -> tuple:
 def _match_one(name: str, patterns: list[tuple[Pattern, Any]], table: Table):
     hits = [(obj, v) for p, obj in patterns if (v := p.match(name)) is not None]
     if len(hits) > 1:
-        raise MappingTableError(f"mappings/{table.name}.yaml: source '{name}' matches "
-                                f"{len(hits)} rules")
+        raise MappingTableError(
+            f"mappings/{table.name}.yaml: source '{name}' matches {len(hits)} rules"
+        )
     return hits[0] if hits else (None, None)
 
 
@@ -181,8 +185,9 @@ def plan_head(source: Source, table: Table, head: str, dims: dict[str, Any]) -> 
     for tensor in source.tensors:
         rule, values = _match_one(tensor.name, rules, table)
         if rule is not None:
-            out_of_range = [k for k, v in values.items()
-                            if v >= int(dims.get(table.placeholders[k], 0))]
+            out_of_range = [
+                k for k, v in values.items() if v >= int(dims.get(table.placeholders[k], 0))
+            ]
             if out_of_range:
                 unexpected.append(tensor)
                 continue
@@ -196,20 +201,23 @@ def plan_head(source: Source, table: Table, head: str, dims: dict[str, Any]) -> 
                 continue
             if got != expected:
                 conflicts = _conflicts(rule.shape, got, dims)
-                note = f"source {list(tensor.shape)}" + "".join(f" → {o.describe()}"
-                                                             for o in rule.ops)
+                note = f"source {list(tensor.shape)}" + "".join(
+                    f" → {o.describe()}" for o in rule.ops
+                )
                 plan.mismatched.append(Mismatch(tensor.name, dst, got, expected, note, conflicts))
             else:
-                plan.mapped.append(Mapped(tensor.name, dst, rule.ops, tensor.shape, got,
-                                          tensor.dtype.str))
+                plan.mapped.append(
+                    Mapped(tensor.name, dst, rule.ops, tensor.shape, got, tensor.dtype.str)
+                )
             produced.add(dst)
             continue
         dup, values = _match_one(tensor.name, dups, table)
         if dup is not None and dup.same_as.fill(values) in present:
             plan.duplicates.append(DuplicateCopy(tensor.name, dup.same_as.fill(values)))
             continue
-        reason = next((i.reason for i in table.ignore if i.pattern.match(tensor.name) is not None),
-                      None)
+        reason = next(
+            (i.reason for i in table.ignore if i.pattern.match(tensor.name) is not None), None
+        )
         if reason is not None:
             plan.ignored.append(Ignored(tensor.name, tensor.shape, reason))
             continue
@@ -222,13 +230,18 @@ def plan_head(source: Source, table: Table, head: str, dims: dict[str, Any]) -> 
                 expected_src[table.target_name(head, dst)] = rule.src.fill(values)
         for tie in group.ties:
             for dst, values in _expand(tie.dst, table, dims):
-                plan.tied.append(TiedTarget(table.target_name(head, dst),
-                                            table.target_name(head, tie.same_as.fill(values))))
+                plan.tied.append(
+                    TiedTarget(
+                        table.target_name(head, dst),
+                        table.target_name(head, tie.same_as.fill(values)),
+                    )
+                )
         for syn in group.synthesize:
             shape = _eval_shape(syn.shape, dims, source.config_path)
             for dst, _ in _expand(syn.dst, table, dims):
-                plan.synthesized.append(SynthesizedTarget(table.target_name(head, dst), shape,
-                                                          syn.fill, syn.reason))
+                plan.synthesized.append(
+                    SynthesizedTarget(table.target_name(head, dst), shape, syn.fill, syn.reason)
+                )
 
     unexpected_names = [t.name for t in unexpected]
     plan.unexpected = [
@@ -253,13 +266,14 @@ def _when_matches(table: Table, head: str, config: dict[str, Any]) -> bool:
     return all(config.get(k) == v for k, v in table.heads[head].when.items())
 
 
-def choose_head(source: Source, table: Table, dims: dict[str, Any],
-                requested: str | None) -> Plan:
+def choose_head(source: Source, table: Table, dims: dict[str, Any], requested: str | None) -> Plan:
     """The plan for the requested head, or for the head the source's tensors identify."""
     if requested is not None:
         if requested not in table.heads:
-            raise UsageError(f"unknown head '{requested}' for {table.architecture}",
-                             hint=f"choose one of: {', '.join(table.heads)}")
+            raise UsageError(
+                f"unknown head '{requested}' for {table.architecture}",
+                hint=f"choose one of: {', '.join(table.heads)}",
+            )
         return plan_head(source, table, requested, dims)
     plans = {h: plan_head(source, table, h, dims) for h in table.heads}
     fits = [h for h, p in plans.items() if not p.unexpected and not p.missing]
@@ -273,12 +287,17 @@ def choose_head(source: Source, table: Table, dims: dict[str, Any],
     if len(fits) == 1:
         plan = plans[fits[0]]
         if declared:
-            plan.notes.append(f"config architectures names {table.class_name(declared)}, but the "
-                              f"weights are those of {plan.class_name}; converted as the latter")
+            plan.notes.append(
+                f"config architectures names {table.class_name(declared)}, but the "
+                f"weights are those of {plan.class_name}; converted as the latter"
+            )
         return plan
     if len(fits) > 1:
-        raise UsageError(f"the weights fit several heads: {', '.join(fits)}", source.path,
-                         "choose one with --head")
+        raise UsageError(
+            f"the weights fit several heads: {', '.join(fits)}",
+            source.path,
+            "choose one with --head",
+        )
     # Nothing fits: report against the closest head so the table names what is wrong.
     return min(plans.values(), key=lambda p: (len(p.unexpected) + len(p.missing), p.head))
 
@@ -297,8 +316,10 @@ def accounting_table(plan: Plan) -> str:
         near = f"  closest unplaced source: {', '.join(u.closest)}" if u.closest else ""
         lines.append(f"  missing     {u.name} ({u.note}){near}")
     for m in plan.mismatched:
-        lines.append(f"  mismatched  {m.src} → {m.dst}: got {_fmt_shape(m.got)} ({m.note}), "
-                     f"expected {_fmt_shape(m.expected)}")
+        lines.append(
+            f"  mismatched  {m.src} → {m.dst}: got {_fmt_shape(m.got)} ({m.note}), "
+            f"expected {_fmt_shape(m.expected)}"
+        )
     return "\n".join(lines)
 
 
@@ -318,7 +339,7 @@ def check_layer_counts(source: Source, plan: Plan) -> None:
             raise ConfigConflictError(
                 f"config says {key}={plan.dims.get(key)} but the weights hold {stored} layers",
                 source.config_path or source.path,
-                f"set \"{key}\": {stored} in config.json",
+                f'set "{key}": {stored} in config.json',
             )
 
 
@@ -329,11 +350,14 @@ def enforce(source: Source, plan: Plan) -> None:
         parts = []
         if plan.unexpected:
             first = plan.unexpected[0]
-            parts.append(f"{len(plan.unexpected)} unexpected source tensor(s), e.g. '{first.name}' "
-                         f"{_fmt_shape(first.shape)}")
+            parts.append(
+                f"{len(plan.unexpected)} unexpected source tensor(s), e.g. '{first.name}' "
+                f"{_fmt_shape(first.shape)}"
+            )
         if plan.missing:
-            parts.append(f"{len(plan.missing)} missing target parameter(s), e.g. "
-                         f"'{plan.missing[0].name}'")
+            parts.append(
+                f"{len(plan.missing)} missing target parameter(s), e.g. '{plan.missing[0].name}'"
+            )
         raise AccountingError(
             f"cannot account for every weight as {plan.class_name}: " + "; ".join(parts),
             source.path,
@@ -344,9 +368,11 @@ def enforce(source: Source, plan: Plan) -> None:
         explained = [m for m in plan.mismatched if m.conflicts]
         if len(explained) == len(plan.mismatched):
             key, config_value, weight_value = explained[0].conflicts[0]
-            hint = (f"pass --num-labels {weight_value} to trust the weights (id2label is "
-                    f"rewritten)" if key == "num_labels"
-                    else f"fix config.json (\"{key}\": {weight_value}) to match the weights")
+            hint = (
+                f"pass --num-labels {weight_value} to trust the weights (id2label is rewritten)"
+                if key == "num_labels"
+                else f'fix config.json ("{key}": {weight_value}) to match the weights'
+            )
             raise ConfigConflictError(
                 f"config says {key}={config_value} but {explained[0].dst} implies "
                 f"{key}={weight_value}",

@@ -7,6 +7,7 @@ deterministic: tensors in name order, fixed metadata, no timestamps.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,9 +21,15 @@ import numpy as np
 from .errors import OutputError, UsageError
 
 SAFETENSORS_DTYPES = {
-    "f2": "F16", "f4": "F32", "f8": "F64",
-    "i1": "I8", "i2": "I16", "i4": "I32", "i8": "I64",
-    "u1": "U8", "b1": "BOOL",
+    "f2": "F16",
+    "f4": "F32",
+    "f8": "F64",
+    "i1": "I8",
+    "i2": "I16",
+    "i4": "I32",
+    "i8": "I64",
+    "u1": "U8",
+    "b1": "BOOL",
 }
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
@@ -74,14 +81,16 @@ def write_safetensors(path: Path, jobs: list[TensorJob], metadata: dict[str, str
             want = job.dtype.newbyteorder(little)
             for chunk in job.produce():
                 if chunk.dtype != job.dtype:
-                    raise OutputError(f"tensor '{job.name}' produced {chunk.dtype}, "
-                                      f"planned {job.dtype}")
+                    raise OutputError(
+                        f"tensor '{job.name}' produced {chunk.dtype}, planned {job.dtype}"
+                    )
                 chunk = np.ascontiguousarray(chunk, dtype=want)
                 fh.write(memoryview(chunk).cast("B"))
                 written += chunk.nbytes
             if written != job.nbytes:
-                raise OutputError(f"tensor '{job.name}' produced {written} bytes, "
-                                  f"planned {job.nbytes}")
+                raise OutputError(
+                    f"tensor '{job.name}' produced {written} bytes, planned {job.nbytes}"
+                )
 
 
 def shard(jobs: list[TensorJob], max_bytes: int) -> list[list[TensorJob]]:
@@ -152,8 +161,11 @@ class StagedOutput:
             self.path.mkdir()
         except OSError as exc:
             self._cleanup()
-            raise OutputError(f"cannot create the output directory ({exc.strerror})",
-                              self.final, "choose a writable location") from None
+            raise OutputError(
+                f"cannot create the output directory ({exc.strerror})",
+                self.final,
+                "choose a writable location",
+            ) from None
         return self
 
     def commit(self) -> None:
@@ -168,10 +180,8 @@ class StagedOutput:
     def _cleanup(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
         for d in reversed(self._created):
-            try:
+            with contextlib.suppress(OSError):
                 d.rmdir()
-            except OSError:
-                pass
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if not self._committed:

@@ -25,10 +25,21 @@ HEAD_CLASSES = {
     "multiple-choice": "RobertaForMultipleChoice",
 }
 
-TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-            intermediate_size=37, max_position_embeddings=40, type_vocab_size=1, pad_token_id=1,
-            bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5, hidden_dropout_prob=0.0,
-            attention_probs_dropout_prob=0.0)
+TINY = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=37,
+    max_position_embeddings=40,
+    type_vocab_size=1,
+    pad_token_id=1,
+    bos_token_id=0,
+    eos_token_id=2,
+    layer_norm_eps=1e-5,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+)
 
 
 def randomize_tf_weights(model, seed: int) -> None:
@@ -41,8 +52,9 @@ def randomize_tf_weights(model, seed: int) -> None:
         w.assign(base + rng.normal(0.0, 0.1, size=shape).astype(np.float32))
 
 
-def build_tf_roberta(directory: Path, class_name: str, seed: int = 0, save_kwargs=None,
-                     **overrides) -> Path:
+def build_tf_roberta(
+    directory: Path, class_name: str, seed: int = 0, save_kwargs=None, **overrides
+) -> Path:
     import transformers
 
     config = transformers.RobertaConfig(**{**TINY, **overrides})

@@ -15,8 +15,12 @@ def _nothing_written(out):
 
 def test_extra_unknown_tensor_is_named_with_shape_and_closest_names(tf_checkpoints, tmp_path):
     src = copy_tree(tf_checkpoints["sequence-classification"], tmp_path / "src")
-    add_weight(src / "tf_model.h5", "classifier",
-               "tf_roberta_for_sequence_classification/classifier/dense2/kernel:0", (32, 3))
+    add_weight(
+        src / "tf_model.h5",
+        "classifier",
+        "tf_roberta_for_sequence_classification/classifier/dense2/kernel:0",
+        (32, 3),
+    )
     out = tmp_path / "out"
     code, _, err = run_cli(["convert", str(src), str(out), "--no-verify"])
     assert code == 1
@@ -92,8 +96,9 @@ def test_unsupported_architecture_names_what_was_found_and_expected(tf_checkpoin
 
 def test_head_override_that_does_not_fit_the_weights_is_refused(tf_checkpoints, tmp_path):
     src = tf_checkpoints["sequence-classification"]
-    code, _, err = run_cli(["convert", str(src), str(tmp_path / "out"), "--no-verify",
-                            "--head", "question-answering"])
+    code, _, err = run_cli(
+        ["convert", str(src), str(tmp_path / "out"), "--no-verify", "--head", "question-answering"]
+    )
     assert code == 1
     assert "missing     qa_outputs.weight" in err
     assert "unexpected  classifier/out_proj/kernel" in err

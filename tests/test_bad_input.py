@@ -75,8 +75,9 @@ def test_existing_output_is_untouched_without_force(tmp_path, tf_checkpoints):
     _assert_clean_failure(code, err, 2, "output already exists", "--force")
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
-    code, _, err = run_cli(["convert", str(tf_checkpoints["base-model"]), str(out), "--no-verify",
-                            "--force"])
+    code, _, err = run_cli(
+        ["convert", str(tf_checkpoints["base-model"]), str(out), "--no-verify", "--force"]
+    )
     assert code == 0, err
     assert not (out / "keep.txt").exists() and (out / "model.safetensors").exists()
     assert not _leftovers(out)
@@ -92,8 +93,9 @@ def test_unwritable_output_location(tmp_path, tf_checkpoints):
 
 
 def test_unknown_head_is_a_usage_error(tmp_path, tf_checkpoints):
-    code, _, err = run_cli(["convert", str(tf_checkpoints["base-model"]), str(tmp_path / "o"),
-                            "--head", "seq-cls"])
+    code, _, err = run_cli(
+        ["convert", str(tf_checkpoints["base-model"]), str(tmp_path / "o"), "--head", "seq-cls"]
+    )
     _assert_clean_failure(code, err, 2, "unknown head 'seq-cls'", "sequence-classification")
 
 
@@ -111,8 +113,10 @@ def test_nan_weights_are_warned_about_and_converted_faithfully(tmp_path, tf_chec
     code, _, err = run_cli(["convert", str(src), str(out), "--no-verify"])
     assert code == 0, err
     assert "warning: roberta/pooler/dense/bias: 1 NaN/Inf value(s)" in err
-    assert load_file(str(out / "model.safetensors"))["pooler.dense.bias"][3] != \
-        load_file(str(out / "model.safetensors"))["pooler.dense.bias"][3]  # NaN kept
+    assert (
+        load_file(str(out / "model.safetensors"))["pooler.dense.bias"][3]
+        != load_file(str(out / "model.safetensors"))["pooler.dense.bias"][3]
+    )  # NaN kept
     report = json.loads((out / "conversion_report.json").read_text())
     assert report["warnings"]
 
@@ -152,9 +156,18 @@ main(sys.argv[1:])
 def test_sigterm_mid_conversion_leaves_no_output(tmp_path, tf_checkpoints):
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_CONVERT, "convert", str(tf_checkpoints["base-model"]),
-         str(out), "--no-verify"],
-        stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            SLOW_CONVERT,
+            "convert",
+            str(tf_checkpoints["base-model"]),
+            str(out),
+            "--no-verify",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not _leftovers(out) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -15,7 +15,8 @@ def _pt_model(out_dir, class_name):
     import transformers
 
     model, info = getattr(transformers, class_name).from_pretrained(
-        str(out_dir), output_loading_info=True)
+        str(out_dir), output_loading_info=True
+    )
     return model, info
 
 
@@ -29,8 +30,9 @@ def test_output_loads_strictly_with_no_meta_parameters(head, converted):
 
 
 @pytest.mark.parametrize("head", list(HEAD_CLASSES))
-def test_every_tensor_equals_its_source_after_the_declared_transpose(head, tf_checkpoints,
-                                                                     converted):
+def test_every_tensor_equals_its_source_after_the_declared_transpose(
+    head, tf_checkpoints, converted
+):
     """Oracle: transformers' own TF→PT name conversion, independent of our YAML tables."""
     import h5py
     from transformers.modeling_tf_pytorch_utils import convert_tf_weight_name_to_pt_weight_name
@@ -42,7 +44,8 @@ def test_every_tensor_equals_its_source_after_the_declared_transpose(head, tf_ch
             for weight_name in h5[group].attrs["weight_names"]:
                 array = h5[group][weight_name][()]
                 name, transpose = convert_tf_weight_name_to_pt_weight_name(
-                    weight_name, tf_weight_shape=array.shape)
+                    weight_name, tf_weight_shape=array.shape
+                )
                 if transpose.name != "NO":
                     array = array.T
                 if head == "base-model":  # RobertaModel's own keys have no base-model prefix
@@ -69,8 +72,7 @@ def test_pytorch_outputs_match_the_tf_model_on_a_padded_batch(head, tf_checkpoin
     mask = (ids != 1).astype(np.int64)
     if head == "multiple-choice":
         ids, mask = ids[None], mask[None]
-    tf_out = tf_model(input_ids=tf.constant(ids), attention_mask=tf.constant(mask),
-                      training=False)
+    tf_out = tf_model(input_ids=tf.constant(ids), attention_mask=tf.constant(mask), training=False)
     with torch.no_grad():
         pt_out = pt_model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
     keys = [k for k in pt_out.keys() if k not in ("hidden_states", "past_key_values")]
@@ -85,8 +87,10 @@ def test_pytorch_outputs_match_the_tf_model_on_a_padded_batch(head, tf_checkpoin
 
 def test_masked_lm_decoder_is_tied_to_word_embeddings(converted):
     model, _ = _pt_model(converted["masked-lm"], "RobertaForMaskedLM")
-    assert model.lm_head.decoder.weight.data_ptr() == \
-        model.roberta.embeddings.word_embeddings.weight.data_ptr()
+    assert (
+        model.lm_head.decoder.weight.data_ptr()
+        == model.roberta.embeddings.word_embeddings.weight.data_ptr()
+    )
     assert model.lm_head.decoder.bias.data_ptr() == model.lm_head.bias.data_ptr()
     report = json.loads((converted["masked-lm"] / "conversion_report.json").read_text())
     copies = [r for r in report["source_tensors"] if r["fate"] == "duplicate"]

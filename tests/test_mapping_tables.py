@@ -9,8 +9,12 @@ from converter.errors import MappingTableError
 from converter.mapping import Pattern, _raw, load_table, parse_table, table_names
 
 MINIMAL = {
-    "schema": 1, "architecture": "toy", "layout": "hf-keras", "model_type": "toy",
-    "class_prefix": "Toy", "placeholders": {"L": "num_hidden_layers"},
+    "schema": 1,
+    "architecture": "toy",
+    "layout": "hf-keras",
+    "model_type": "toy",
+    "class_prefix": "Toy",
+    "placeholders": {"L": "num_hidden_layers"},
     "groups": {"g": {"rules": [{"src": "a/layer_._{L}/k", "dst": "a.{L}.w", "shape": [2]}]}},
     "heads": {"base-model": {"class": "Model", "groups": ["g"]}},
 }
@@ -50,8 +54,9 @@ def test_bad_placeholder_is_an_error():
 
 
 def test_unknown_op_is_an_error():
-    data = _with(groups={"g": {"rules": [{"src": "a", "dst": "b", "shape": [1],
-                                          "ops": ["transpoze"]}]}})
+    data = _with(
+        groups={"g": {"rules": [{"src": "a", "dst": "b", "shape": [1], "ops": ["transpoze"]}]}}
+    )
     with pytest.raises(MappingTableError, match="unknown op 'transpoze'"):
         parse_table("toy", data)
 
@@ -71,10 +76,17 @@ def test_placeholders_must_agree_between_source_and_target():
 
 def test_extends_merges_groups_and_heads(tmp_path):
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(MINIMAL))
-    (tmp_path / "child.yaml").write_text(yaml.safe_dump({
-        "schema": 1, "extends": "base", "model_type": "toy2", "class_prefix": "Toy2",
-        "heads": {"other": {"class": "ForOther", "groups": ["g"]}},
-    }))
+    (tmp_path / "child.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "schema": 1,
+                "extends": "base",
+                "model_type": "toy2",
+                "class_prefix": "Toy2",
+                "heads": {"other": {"class": "ForOther", "groups": ["g"]}},
+            }
+        )
+    )
     table = parse_table("child", _raw("child", tmp_path))
     assert table.model_type == "toy2" and set(table.heads) == {"base-model", "other"}
     assert table.class_name("other") == "Toy2ForOther"

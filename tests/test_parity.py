@@ -26,12 +26,20 @@ def test_convert_verifies_every_head_within_tolerance(head, converted):
     assert report["max_abs_diff"] <= 1e-5 and report["atol"] == 1e-5
     names = [o["name"] for o in report["outputs"]]
     assert names[:3] == ["hidden_states[0]", "hidden_states[1]", "hidden_states[2]"]
-    head_outputs = {"question-answering": ["start_logits", "end_logits"],
-                    "base-model": ["pooler_output"]}.get(head, ["logits"])
+    head_outputs = {
+        "question-answering": ["start_logits", "end_logits"],
+        "base-model": ["pooler_output"],
+    }.get(head, ["logits"])
     assert names[3:] == head_outputs
     for o in report["outputs"]:
-        assert set(o) >= {"name", "max_abs_diff", "mean_abs_diff", "max_rel_diff", "cosine",
-                          "passed"}
+        assert set(o) >= {
+            "name",
+            "max_abs_diff",
+            "mean_abs_diff",
+            "max_rel_diff",
+            "cosine",
+            "passed",
+        }
         assert o["cosine"] > 0.999999
     assert report["inputs"]["lengths"][0] == 40 - 2  # one row at the maximum position length
     assert {"tensorflow", "torch", "transformers"} <= set(report["versions"])
@@ -62,17 +70,26 @@ def _verify_fails(tf_checkpoints, head, out):
 
 
 def test_swapping_query_and_key_of_layer_1_diverges_at_hidden_states_2(
-        converted, tf_checkpoints, tmp_path):
+    converted, tf_checkpoints, tmp_path
+):
     def swap(t):
         prefix = "roberta.encoder.layer.1.attention.self."
         for kind in ("weight", "bias"):
             t[prefix + "query." + kind], t[prefix + "key." + kind] = (
-                t[prefix + "key." + kind], t[prefix + "query." + kind])
+                t[prefix + "key." + kind],
+                t[prefix + "query." + kind],
+            )
 
-    report = _verify_fails(tf_checkpoints, "sequence-classification",
-                           _mutated(converted, tmp_path, "sequence-classification", swap))
+    report = _verify_fails(
+        tf_checkpoints,
+        "sequence-classification",
+        _mutated(converted, tmp_path, "sequence-classification", swap),
+    )
     assert report["first_divergence"] == {
-        "name": "hidden_states[2]", "index": 2, "description": "output of encoder layer 1"}
+        "name": "hidden_states[2]",
+        "index": 2,
+        "description": "output of encoder layer 1",
+    }
     assert [o["passed"] for o in report["outputs"][:2]] == [True, True]
 
 
@@ -81,8 +98,11 @@ def test_dropped_transpose_on_a_square_matrix_is_caught(converted, tf_checkpoint
         name = "roberta.encoder.layer.0.attention.output.dense.weight"
         t[name] = np.ascontiguousarray(t[name].T)
 
-    report = _verify_fails(tf_checkpoints, "sequence-classification",
-                           _mutated(converted, tmp_path, "sequence-classification", untranspose))
+    report = _verify_fails(
+        tf_checkpoints,
+        "sequence-classification",
+        _mutated(converted, tmp_path, "sequence-classification", untranspose),
+    )
     assert report["first_divergence"]["name"] == "hidden_states[1]"
 
 
@@ -91,8 +111,9 @@ def test_position_embeddings_shifted_by_one_row_are_caught(converted, tf_checkpo
         name = "roberta.embeddings.position_embeddings.weight"
         t[name] = np.ascontiguousarray(np.roll(t[name], 1, axis=0))
 
-    report = _verify_fails(tf_checkpoints, "masked-lm",
-                           _mutated(converted, tmp_path, "masked-lm", shift))
+    report = _verify_fails(
+        tf_checkpoints, "masked-lm", _mutated(converted, tmp_path, "masked-lm", shift)
+    )
     assert report["first_divergence"]["name"] == "hidden_states[0]"
 
 
@@ -100,25 +121,32 @@ def test_wrong_layer_norm_eps_in_the_output_config_is_caught(converted, tf_check
     def bert_eps(config):
         config["layer_norm_eps"] = 1e-12  # the source model was built with 1e-5
 
-    report = _verify_fails(tf_checkpoints, "token-classification",
-                           _mutated(converted, tmp_path, "token-classification",
-                                    mutate_config=bert_eps))
+    report = _verify_fails(
+        tf_checkpoints,
+        "token-classification",
+        _mutated(converted, tmp_path, "token-classification", mutate_config=bert_eps),
+    )
     assert report["first_divergence"]["name"] == "hidden_states[0]"
 
 
 def test_a_classifier_bias_off_by_a_little_fails_only_at_the_logits(
-        converted, tf_checkpoints, tmp_path):
+    converted, tf_checkpoints, tmp_path
+):
     def nudge(t):
         t["classifier.out_proj.bias"] = t["classifier.out_proj.bias"] + np.float32(1e-3)
 
-    report = _verify_fails(tf_checkpoints, "sequence-classification",
-                           _mutated(converted, tmp_path, "sequence-classification", nudge))
+    report = _verify_fails(
+        tf_checkpoints,
+        "sequence-classification",
+        _mutated(converted, tmp_path, "sequence-classification", nudge),
+    )
     assert report["first_divergence"]["name"] == "logits"
     assert all(o["passed"] for o in report["outputs"] if o["name"].startswith("hidden"))
 
 
 def test_an_output_that_does_not_load_strictly_is_a_parity_failure(
-        converted, tf_checkpoints, tmp_path):
+    converted, tf_checkpoints, tmp_path
+):
     def drop(t):
         del t["roberta.encoder.layer.0.output.dense.bias"]
 
@@ -130,8 +158,9 @@ def test_an_output_that_does_not_load_strictly_is_a_parity_failure(
 
 def test_verify_on_an_unchanged_output_passes_and_prints_json(converted, tf_checkpoints, tmp_path):
     out = copy_tree(converted["question-answering"], tmp_path / "qa")
-    code, stdout, err = run_cli(["verify", str(tf_checkpoints["question-answering"]), str(out),
-                                 "--json"])
+    code, stdout, err = run_cli(
+        ["verify", str(tf_checkpoints["question-answering"]), str(out), "--json"]
+    )
     assert code == 0, err
     assert json.loads(stdout)["passed"] is True
 
@@ -139,8 +168,9 @@ def test_verify_on_an_unchanged_output_passes_and_prints_json(converted, tf_chec
 def test_verify_with_type_vocab_2_feeds_token_type_ids(tmp_path):
     from .conftest import build_tf_roberta
 
-    src = build_tf_roberta(tmp_path / "src", "RobertaForSequenceClassification", seed=11,
-                           type_vocab_size=2)
+    src = build_tf_roberta(
+        tmp_path / "src", "RobertaForSequenceClassification", seed=11, type_vocab_size=2
+    )
     code, _, err = run_cli(["convert", str(src), str(tmp_path / "out")])
     assert code == 0, err
     report = _parity(tmp_path / "out")

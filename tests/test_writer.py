@@ -34,8 +34,16 @@ def test_sharded_output_has_an_index_and_loads_strictly(tf_checkpoints, tmp_path
     import transformers
 
     out = tmp_path / "out"
-    code, _, err = run_cli(["convert", str(tf_checkpoints["sequence-classification"]), str(out),
-                            "--no-verify", "--max-shard-size", "20KB"])
+    code, _, err = run_cli(
+        [
+            "convert",
+            str(tf_checkpoints["sequence-classification"]),
+            str(out),
+            "--no-verify",
+            "--max-shard-size",
+            "20KB",
+        ]
+    )
     assert code == 0, err
     index = json.loads((out / "model.safetensors.index.json").read_text())
     shards = sorted(set(index["weight_map"].values()))
@@ -43,13 +51,15 @@ def test_sharded_output_has_an_index_and_loads_strictly(tf_checkpoints, tmp_path
     for shard in shards:
         assert (out / shard).stat().st_size <= 20_000 + 4096  # header + one tensor past the cap
     model, info = transformers.RobertaForSequenceClassification.from_pretrained(
-        str(out), output_loading_info=True)
+        str(out), output_loading_info=True
+    )
     assert {k: v for k, v in info.items() if v} == {}
 
 
 def test_sharded_tf_source_converts_and_verifies(tmp_path):
-    src = build_tf_roberta(tmp_path / "src", "RobertaForMaskedLM", seed=7,
-                           save_kwargs={"max_shard_size": "10KB"})
+    src = build_tf_roberta(
+        tmp_path / "src", "RobertaForMaskedLM", seed=7, save_kwargs={"max_shard_size": "10KB"}
+    )
     assert (src / "tf_model.h5.index.json").exists() and not (src / "tf_model.h5").exists()
     code, _, err = run_cli(["convert", str(src), str(tmp_path / "out")])
     assert code == 0, err
@@ -74,9 +84,19 @@ print("imported:", heavy)
 
 def test_converting_an_h5_imports_neither_tensorflow_nor_torch(tf_checkpoints, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-c", NO_FRAMEWORKS, "convert", str(tf_checkpoints["masked-lm"]),
-         str(tmp_path / "out"), "--no-verify"],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-c",
+            NO_FRAMEWORKS,
+            "convert",
+            str(tf_checkpoints["masked-lm"]),
+            str(tmp_path / "out"),
+            "--no-verify",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "imported: []" in result.stdout
     assert (tmp_path / "out" / "model.safetensors").exists()

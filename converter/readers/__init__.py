@@ -20,8 +20,12 @@ class ReaderEntry:
 
 
 READERS: tuple[ReaderEntry, ...] = (
-    ReaderEntry(hf_keras.LAYOUT, hf_keras.probe, hf_keras.read,
-                "transformers TF save_pretrained: tf_model.h5 or sharded tf_model-*.h5"),
+    ReaderEntry(
+        hf_keras.LAYOUT,
+        hf_keras.probe,
+        hf_keras.read,
+        "transformers TF save_pretrained: tf_model.h5 or sharded tf_model-*.h5",
+    ),
 )
 
 
@@ -36,10 +40,16 @@ def open_source(path: str | Path) -> Source:
     if path.is_dir() and not any(path.iterdir()):
         raise InputError("directory is empty", path, "point at a checkpoint directory or file")
     if path.is_dir() and (path / "config.json").exists():
-        raise InputError("has config.json but no weights this tool reads", path,
-                         "expected " + "; ".join(e.describes for e in READERS))
-    raise InputError("not a checkpoint this tool recognises", path,
-                     "expected " + "; ".join(e.describes for e in READERS))
+        raise InputError(
+            "has config.json but no weights this tool reads",
+            path,
+            "expected " + "; ".join(e.describes for e in READERS),
+        )
+    raise InputError(
+        "not a checkpoint this tool recognises",
+        path,
+        "expected " + "; ".join(e.describes for e in READERS),
+    )
 
 
 __all__ = ["READERS", "Source", "SourceTensor", "open_source"]

@@ -116,15 +116,19 @@ def _sharded_tensors(index_file: Path) -> tuple[list[SourceTensor], list[Path]]:
     tensors: list[SourceTensor] = []
     for shard in shards:
         if not shard.exists():
-            raise InputError("shard listed in the index is missing", shard,
-                             f"restore it next to {index_file.name}")
+            raise InputError(
+                "shard listed in the index is missing",
+                shard,
+                f"restore it next to {index_file.name}",
+            )
         with _open_h5(shard) as h5:
             for name in _decode(h5.attrs.get("layer_names", [])):
                 tensors.append(_tensor(shard, h5[name], name.removesuffix(":0")))
     expected = len(weight_map)
     if len(tensors) != expected:
-        raise InputError(f"shards hold {len(tensors)} weights but the index lists {expected}",
-                         index_file)
+        raise InputError(
+            f"shards hold {len(tensors)} weights but the index lists {expected}", index_file
+        )
     return tensors, shards
 
 
@@ -133,13 +137,16 @@ def read(path: Path) -> Source:
     assert directory is not None, "read() called on a path probe() rejected"
     config_path = directory / "config.json"
     if not config_path.exists():
-        raise InputError("no config.json next to the TF weights", directory,
-                         "save_pretrained writes one; copy the model's config.json there")
+        raise InputError(
+            "no config.json next to the TF weights",
+            directory,
+            "save_pretrained writes one; copy the model's config.json there",
+        )
     try:
         config = json.loads(config_path.read_text())
     except ValueError as exc:
         raise InputError(f"config.json is not valid JSON ({exc})", config_path) from None
-    if (directory / SINGLE_FILE).exists() and not (path.name == SHARD_INDEX):
+    if (directory / SINGLE_FILE).exists() and path.name != SHARD_INDEX:
         weight_files = [directory / SINGLE_FILE]
         tensors = _single_file_tensors(weight_files[0])
     else:

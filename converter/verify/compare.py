@@ -50,8 +50,9 @@ def _select(array: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return array
 
 
-def compare_outputs(reference: Outputs, candidate: Outputs, mask: np.ndarray,
-                    atol: float) -> list[OutputDiff]:
+def compare_outputs(
+    reference: Outputs, candidate: Outputs, mask: np.ndarray, atol: float
+) -> list[OutputDiff]:
     missing = set(reference) ^ set(candidate)
     if missing:
         raise ValueError(f"the two models return different outputs: {sorted(missing)}")
@@ -72,11 +73,19 @@ def compare_outputs(reference: Outputs, candidate: Outputs, mask: np.ndarray,
         if "logits" in name and ref.ndim >= 1 and ref.shape[-1] > 1:
             argmax = float((ref.argmax(-1) == cand.argmax(-1)).mean())
         passed = nonfinite == 0 and max_abs <= atol
-        diffs.append(OutputDiff(
-            name=name, index=index, description=describe(name, layers),
-            shape=list(reference[name].shape), max_abs_diff=max_abs,
-            mean_abs_diff=float(delta.mean()) if delta.size else 0.0,
-            max_rel_diff=max_abs / scale if scale else max_abs, cosine=cosine, passed=passed,
-            argmax_agreement=argmax, nonfinite=nonfinite,
-        ))
+        diffs.append(
+            OutputDiff(
+                name=name,
+                index=index,
+                description=describe(name, layers),
+                shape=list(reference[name].shape),
+                max_abs_diff=max_abs,
+                mean_abs_diff=float(delta.mean()) if delta.size else 0.0,
+                max_rel_diff=max_abs / scale if scale else max_abs,
+                cosine=cosine,
+                passed=passed,
+                argmax_agreement=argmax,
+                nonfinite=nonfinite,
+            )
+        )
     return diffs

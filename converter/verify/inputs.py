@@ -34,9 +34,13 @@ class ParityInputs:
         return self.attention_mask.reshape(-1, self.attention_mask.shape[-1]).astype(bool)
 
     def describe(self) -> dict[str, Any]:
-        return {"shape": list(self.input_ids.shape), "seed": SEED, "rows": self.rows,
-                "lengths": self.flat_mask().sum(axis=1).tolist(),
-                "token_type_ids": self.token_type_ids is not None}
+        return {
+            "shape": list(self.input_ids.shape),
+            "seed": SEED,
+            "rows": self.rows,
+            "lengths": self.flat_mask().sum(axis=1).tolist(),
+            "token_type_ids": self.token_type_ids is not None,
+        }
 
 
 def _special_ids(dims: dict[str, Any]) -> tuple[int, int, int]:
@@ -57,13 +61,19 @@ def _texts(texts: list[str], tokenizer_dir: Path, max_len: int) -> list[list[int
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     except (OSError, ValueError) as exc:
-        raise InputError(f"--text needs the source tokenizer, which did not load ({exc})",
-                         tokenizer_dir) from None
+        raise InputError(
+            f"--text needs the source tokenizer, which did not load ({exc})", tokenizer_dir
+        ) from None
     return [tokenizer(t, truncation=True, max_length=max_len)["input_ids"] for t in texts]
 
 
-def make_inputs(dims: dict[str, Any], position_offset: int, multiple_choice: bool,
-                texts: list[str] = (), tokenizer_dir: Path | None = None) -> ParityInputs:
+def make_inputs(
+    dims: dict[str, Any],
+    position_offset: int,
+    multiple_choice: bool,
+    texts: list[str] = (),
+    tokenizer_dir: Path | None = None,
+) -> ParityInputs:
     """Four synthetic rows (full length, half, short, minimal) plus any real texts."""
     rng = np.random.default_rng(SEED)
     pad, bos, eos = _special_ids(dims)

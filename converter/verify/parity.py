@@ -44,8 +44,9 @@ class ParityResult:
             "passed": self.passed,
             "atol": self.atol,
             "max_abs_diff": self.max_abs_diff,
-            "first_divergence": None if first is None else {
-                "name": first.name, "index": first.index, "description": first.description},
+            "first_divergence": None
+            if first is None
+            else {"name": first.name, "index": first.index, "description": first.description},
             "outputs": [d.to_dict() for d in self.diffs],
             "class": self.class_name,
             "source": self.source,
@@ -75,22 +76,36 @@ def _versions() -> dict[str, str]:
 
     from .. import __version__
 
-    return {"tf2pt": __version__, "tensorflow": tensorflow.__version__,
-            "torch": torch.__version__, "transformers": transformers.__version__,
-            "numpy": numpy.__version__, "python": platform.python_version()}
+    return {
+        "tf2pt": __version__,
+        "tensorflow": tensorflow.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+    }
 
 
-def run_parity(analysis: Analysis, out_dir: Path, atol: float = DEFAULT_ATOL,
-               texts: tuple[str, ...] = (), progress: Callable[[str], None] = lambda _: None,
-               published_as: Path | None = None) -> ParityResult:
+def run_parity(
+    analysis: Analysis,
+    out_dir: Path,
+    atol: float = DEFAULT_ATOL,
+    texts: tuple[str, ...] = (),
+    progress: Callable[[str], None] = lambda _: None,
+    published_as: Path | None = None,
+) -> ParityResult:
     """Build the source TF model and the converted PyTorch model, run both, compare."""
     source, plan = analysis.source, analysis.plan
     if source.layout not in TF_RUNNERS:
         raise UsageError(f"no TF runner for layout '{source.layout}' yet", source.path)
     tokenizer_dir = source.tokenizer_files[0].parent if source.tokenizer_files else None
-    inputs = make_inputs(plan.dims, plan.table.position_offset,
-                         multiple_choice=plan.head == "multiple-choice", texts=texts,
-                         tokenizer_dir=tokenizer_dir)
+    inputs = make_inputs(
+        plan.dims,
+        plan.table.position_offset,
+        multiple_choice=plan.head == "multiple-choice",
+        texts=texts,
+        tokenizer_dir=tokenizer_dir,
+    )
     seconds = {}
     t0 = time.perf_counter()
     progress(f"building the TF model (TF{plan.class_name}) from {source.path}")
@@ -106,7 +121,13 @@ def run_parity(analysis: Analysis, out_dir: Path, atol: float = DEFAULT_ATOL,
     seconds["pytorch"] = round(time.perf_counter() - t0, 3)
     diffs = compare_outputs(reference, candidate, inputs.flat_mask(), atol)
     return ParityResult(
-        passed=all(d.passed for d in diffs), atol=atol, diffs=diffs,
-        inputs=inputs.describe(), versions=_versions(), source=str(source.path),
-        output=str(published_as or out_dir), class_name=plan.class_name, seconds=seconds,
+        passed=all(d.passed for d in diffs),
+        atol=atol,
+        diffs=diffs,
+        inputs=inputs.describe(),
+        versions=_versions(),
+        source=str(source.path),
+        output=str(published_as or out_dir),
+        class_name=plan.class_name,
+        seconds=seconds,
     )

@@ -28,7 +28,8 @@ def markdown(result: ParityResult) -> str:
         f"- converted: `{result.output}`",
         f"- tolerance: max abs diff ≤ {result.atol:g} (float32, non-padding positions)",
         f"- overall max abs diff: {_num(result.max_abs_diff)}",
-        f"- first divergence: {'none' if first is None else f'`{first.name}` ({first.description})'}",
+        "- first divergence: "
+        + ("none" if first is None else f"`{first.name}` ({first.description})"),
         f"- inputs: {result.inputs['shape']} token ids, lengths {result.inputs['lengths']}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in result.versions.items()),
         "",
@@ -37,9 +38,11 @@ def markdown(result: ParityResult) -> str:
     ]
     for d in result.diffs:
         argmax = "—" if d.argmax_agreement is None else f"{d.argmax_agreement:.0%}"
-        lines.append(f"| {d.index} | `{d.name}` | {d.description} | {_num(d.max_abs_diff)} | "
-                     f"{_num(d.mean_abs_diff)} | {_num(d.max_rel_diff)} | {d.cosine:.8f} | "
-                     f"{argmax} | {'✅' if d.passed else '❌'} |")
+        lines.append(
+            f"| {d.index} | `{d.name}` | {d.description} | {_num(d.max_abs_diff)} | "
+            f"{_num(d.mean_abs_diff)} | {_num(d.max_rel_diff)} | {d.cosine:.8f} | "
+            f"{argmax} | {'✅' if d.passed else '❌'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -51,8 +54,9 @@ def plot(result: ParityResult, path: Path) -> None:
 
     names = [d.name for d in result.diffs]
     floor = 1e-12  # exact zeros cannot sit on a log axis
-    values = [max(d.max_abs_diff, floor) if math.isfinite(d.max_abs_diff) else 1e6
-              for d in result.diffs]
+    values = [
+        max(d.max_abs_diff, floor) if math.isfinite(d.max_abs_diff) else 1e6 for d in result.diffs
+    ]
     colors = ["tab:green" if d.passed else "tab:red" for d in result.diffs]
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(names) + 2), 4), dpi=100)
     ax.bar(range(len(names)), values, color=colors)

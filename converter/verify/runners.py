@@ -21,8 +21,14 @@ from ..readers import Source
 from .inputs import ParityInputs
 
 Outputs = dict[str, np.ndarray]
-SKIPPED_OUTPUTS = {"hidden_states", "attentions", "last_hidden_state", "past_key_values", "loss",
-                   "cross_attentions"}
+SKIPPED_OUTPUTS = {
+    "hidden_states",
+    "attentions",
+    "last_hidden_state",
+    "past_key_values",
+    "loss",
+    "cross_attentions",
+}
 
 
 class Runner(Protocol):
@@ -41,8 +47,7 @@ def ordered_outputs(model_output: Any, to_numpy: Callable[[Any], np.ndarray]) ->
 
 
 def _loading_problems(info: dict[str, Any], harmless: set[str] = frozenset()) -> list[str]:
-    return [f"{k}: {sorted(set(v) - harmless)[:5]}" for k, v in info.items()
-            if set(v) - harmless]
+    return [f"{k}: {sorted(set(v) - harmless)[:5]}" for k, v in info.items() if set(v) - harmless]
 
 
 def _weightless_h5_groups(files: list[Path]) -> set[str]:
@@ -54,8 +59,11 @@ def _weightless_h5_groups(files: list[Path]) -> set[str]:
         with h5py.File(file, "r") as h5:
             for name in h5.attrs.get("layer_names", []):
                 name = name.decode() if isinstance(name, bytes) else str(name)
-                if name in h5 and isinstance(h5[name], h5py.Group) and not len(
-                        h5[name].attrs.get("weight_names", [])):
+                if (
+                    name in h5
+                    and isinstance(h5[name], h5py.Group)
+                    and not len(h5[name].attrs.get("weight_names", []))
+                ):
                     groups.add(name)
     return groups
 
@@ -87,12 +95,14 @@ class HfKerasTfRunner:
         directory = source.weight_files[0].parent
         config = cls.config_class.from_pretrained(str(directory))
         config.num_labels = int(plan.dims["num_labels"])
-        self.model, info = cls.from_pretrained(str(directory), config=config,
-                                               output_loading_info=True)
+        self.model, info = cls.from_pretrained(
+            str(directory), config=config, output_loading_info=True
+        )
         problems = _loading_problems(info, _weightless_h5_groups(source.weight_files))
         if problems:
-            raise ParityError("the source TF model did not load completely: "
-                              + "; ".join(problems), directory)
+            raise ParityError(
+                "the source TF model did not load completely: " + "; ".join(problems), directory
+            )
 
     def run(self, inputs: ParityInputs) -> Outputs:
         result = self.model(**inputs.as_dict(), output_hidden_states=True, training=False)
@@ -129,8 +139,9 @@ class TorchRunner:
         if on_meta:
             problems.append(f"parameters left on the meta device: {on_meta[:5]}")
         if problems:
-            raise ParityError("the converted model does not load strictly: "
-                              + "; ".join(problems), out_dir)
+            raise ParityError(
+                "the converted model does not load strictly: " + "; ".join(problems), out_dir
+            )
         self.model.eval()
 
     def run(self, inputs: ParityInputs) -> Outputs:

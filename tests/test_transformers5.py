@@ -1,0 +1,86 @@
+"""Converted output must also load — strictly — and compute the same in transformers 5.x.
+
+transformers 5 cannot share a venv with the TF classes (it removed them), so `make install`
+builds a second small venv (.venv-hf5: torch + transformers 5) and this test drives it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import HEAD_CLASSES
+
+HF5_PYTHON = Path(
+    os.environ.get("TF2PT_HF5_PYTHON", Path(__file__).resolve().parents[1] / ".venv-hf5/bin/python")
+)
+
+LOAD_AND_RUN = r"""
+import json, sys
+import numpy as np, torch, transformers
+out_dir, ids_path, result_path = sys.argv[1:4]
+config = json.load(open(out_dir + "/config.json"))
+cls = getattr(transformers, config["architectures"][0])
+model, info = cls.from_pretrained(out_dir, output_loading_info=True)
+problems = {k: list(v) for k, v in info.items() if v}
+meta = [n for n, p in model.named_parameters() if p.device.type == "meta"]
+model.eval()
+ids = torch.from_numpy(np.load(ids_path))
+with torch.no_grad():
+    out = model(input_ids=ids, attention_mask=(ids != 1).long())
+arrays = {k: v.numpy() for k, v in out.items() if isinstance(v, torch.Tensor)}
+np.savez(result_path, **arrays)
+print(json.dumps({"version": transformers.__version__, "problems": problems, "meta": meta}))
+"""
+
+
+@pytest.fixture(scope="module")
+def hf5_python() -> Path:
+    assert HF5_PYTHON.exists(), f"{HF5_PYTHON} is missing: run `make install`"
+    return HF5_PYTHON
+
+
+@pytest.mark.parametrize("head", list(HEAD_CLASSES))
+def test_output_loads_strictly_and_matches_in_transformers_5(head, converted, hf5_python, tmp_path):
+    import torch
+    import transformers
+
+    ids = np.array([[0, 5, 6, 7, 8, 2], [0, 9, 10, 2, 1, 1]], dtype=np.int64)
+    if head == "multiple-choice":
+        ids = ids[None]
+    np.save(tmp_path / "ids.npy", ids)
+    run = subprocess.run(
+        [
+            str(hf5_python),
+            "-c",
+            LOAD_AND_RUN,
+            str(converted[head]),
+            str(tmp_path / "ids.npy"),
+            str(tmp_path / "out.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["version"].startswith("5.")
+    assert result["problems"] == {} and result["meta"] == []
+
+    model = getattr(transformers, HEAD_CLASSES[head]).from_pretrained(str(converted[head]))
+    model.eval()
+    with torch.no_grad():
+        reference = model(
+            input_ids=torch.from_numpy(ids),
+            attention_mask=torch.from_numpy((ids != 1).astype(np.int64)),
+        )
+    v5 = np.load(tmp_path / "out.npz")
+    compared = [k for k in reference.keys() if k in v5.files]
+    assert compared
+    for key in compared:
+        np.testing.assert_allclose(v5[key], reference[key].numpy(), atol=1e-5, rtol=0, err_msg=key)
