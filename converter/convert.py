@@ -14,13 +14,15 @@ from . import __version__
 from .configs import output_config
 from .errors import AccountingError, InputError, Tf2ptError
 from .mapping import select_table
-from .ops import chain_apply
-from .plan import Plan, choose_head, enforce, resolve_dims
+from .ops import chain_apply, chain_source_rows
+from .plan import Mapped, Plan, choose_head, enforce, resolve_dims
 from .readers import Source, SourceTensor, open_source
+from .readers.base import Index
 from .writer import StagedOutput, TensorJob, write_json, write_model
 
 DEFAULT_MAX_SHARD_BYTES = 5 * 1000**3  # transformers' default max_shard_size of "5GB"
 REPORT_FILE = "conversion_report.json"
+BLOCK_BYTES = 16 * 2**20  # larger tensors are read, checked and written in row blocks
 
 Progress = Callable[[str], None]
 
@@ -57,15 +59,29 @@ def analyse(src: str | Path, options: ConvertOptions) -> Analysis:
     return Analysis(source, choose_head(source, table, dims, options.head))
 
 
-def _read(tensor: SourceTensor) -> np.ndarray:
+def _read(tensor: SourceTensor, index: Index = None) -> np.ndarray:
     try:
-        return tensor.load()
+        return tensor.read(index)
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(
             f"cannot read tensor '{tensor.name}' ({exc})",
             tensor.origin,
             "the file is truncated or corrupt",
         ) from None
+
+
+def _source_blocks(m: Mapped) -> list[Index]:
+    """Source indices that produce the output in row blocks of about BLOCK_BYTES each, so a
+    large tensor never sits in memory whole; [None] (read it whole) when it is small or its ops
+    need the whole tensor."""
+    nbytes = int(np.prod(m.shape)) * np.dtype(m.dtype).itemsize
+    if nbytes <= BLOCK_BYTES or len(m.shape) < 2 or chain_source_rows(m.ops, slice(0, 1)) is None:
+        return [None]
+    rows = max(1, BLOCK_BYTES * m.shape[0] // nbytes)
+    return [
+        chain_source_rows(m.ops, slice(a, min(a + rows, m.shape[0])))
+        for a in range(0, m.shape[0], rows)
+    ]
 
 
 def _mapped_jobs(analysis: Analysis, warnings: list[str]) -> list[TensorJob]:
@@ -75,18 +91,20 @@ def _mapped_jobs(analysis: Analysis, warnings: list[str]) -> list[TensorJob]:
         copies.setdefault(dup.same_as, []).append(dup.src)
 
     def produce(m) -> Iterator[np.ndarray]:
-        array = _read(tensors[m.src])
-        for copy in copies.get(m.src, []):
-            if not np.array_equal(array, _read(tensors[copy]), equal_nan=True):
-                raise AccountingError(
-                    f"stored copy '{copy}' differs from '{m.src}'",
-                    analysis.source.path,
-                    "the checkpoint is inconsistent; re-save it",
-                )
-        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        bad = 0
+        for index in _source_blocks(m):
+            array = _read(tensors[m.src], index)
+            for copy in copies.get(m.src, []):
+                if not np.array_equal(array, _read(tensors[copy], index), equal_nan=True):
+                    raise AccountingError(
+                        f"stored copy '{copy}' differs from '{m.src}'",
+                        analysis.source.path,
+                        "the checkpoint is inconsistent; re-save it",
+                    )
+            bad += int(array.size - np.count_nonzero(np.isfinite(array)))
+            yield chain_apply(m.ops, array)
         if bad:
             warnings.append(f"{m.src}: {bad} NaN/Inf value(s), converted as they are")
-        yield chain_apply(m.ops, array)
 
     return [
         TensorJob(m.dst, m.shape, np.dtype(m.dtype), lambda m=m: produce(m))
@@ -201,7 +219,10 @@ def convert(
     warnings: list[str] = []
     with staged:
         jobs = _mapped_jobs(analysis, warnings) + _synthesized_jobs(plan)
-        files = write_model(staged.path, jobs, options.max_shard_bytes)
+        try:
+            files = write_model(staged.path, jobs, options.max_shard_bytes)
+        finally:
+            source.close()
         write_json(staged.path / "config.json", config)
         for f in source.tokenizer_files + source.extra_files:
             shutil.copyfile(f, staged.path / f.name)

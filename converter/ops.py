@@ -35,6 +35,10 @@ class Op:
     def describe(self) -> str:
         return self.name
 
+    def source_rows(self, rows: slice) -> tuple[slice, ...] | None:
+        """The part of the input that becomes output rows `rows`, if the op can stream by rows."""
+        return None
+
 
 @dataclass(frozen=True)
 class Transpose(Op):
@@ -52,6 +56,9 @@ class Transpose(Op):
 
     def inverse(self) -> Op:
         return self
+
+    def source_rows(self, rows: slice) -> tuple[slice, ...] | None:
+        return (slice(None), rows)  # output rows are input columns
 
 
 @dataclass(frozen=True)
@@ -206,6 +213,13 @@ def chain_shape(ops: tuple[Op, ...], shape: Shape) -> Shape:
     for op in ops:
         shape = op.out_shape(shape)
     return shape
+
+
+def chain_source_rows(ops: tuple[Op, ...], rows: slice) -> tuple[slice, ...] | None:
+    """Where output rows `rows` come from in the source, or None if the chain must see it whole."""
+    if not ops:
+        return (rows,)
+    return ops[0].source_rows(rows) if len(ops) == 1 else None
 
 
 def chain_apply(ops: tuple[Op, ...], array: np.ndarray) -> np.ndarray:

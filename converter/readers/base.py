@@ -43,6 +43,7 @@ class Source:
     weight_files: list[Path]
     tokenizer_files: list[Path] = field(default_factory=list)
     extra_files: list[Path] = field(default_factory=list)  # copied as-is (generation_config.json)
+    close: Callable[[], None] = field(default=lambda: None, repr=False)  # release open files
 
     def tensor_map(self) -> dict[str, SourceTensor]:
         return {t.name: t for t in self.tensors}

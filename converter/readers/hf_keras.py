@@ -43,10 +43,22 @@ def probe(path: Path) -> bool:
     return _weights_dir(path) is not None
 
 
-def _read_dataset(file: Path, dataset: str, index: Index) -> np.ndarray:
-    with h5py.File(file, "r") as h5:
-        data = h5[dataset]
+class _OpenFiles:
+    """h5 files opened once per source and kept open while its tensors are read."""
+
+    def __init__(self) -> None:
+        self._files: dict[Path, h5py.File] = {}
+
+    def read(self, file: Path, dataset: str, index: Index) -> np.ndarray:
+        if file not in self._files:
+            self._files[file] = _open_h5(file)
+        data = self._files[file][dataset]
         return np.asarray(data[()] if index is None else data[index])
+
+    def close(self) -> None:
+        for h5 in self._files.values():
+            h5.close()
+        self._files.clear()
 
 
 def _canonical(group: str, weight_name: str) -> str:
@@ -77,17 +89,17 @@ def _open_h5(file: Path) -> h5py.File:
         ) from None
 
 
-def _tensor(file: Path, dataset: h5py.Dataset, name: str) -> SourceTensor:
+def _tensor(files: _OpenFiles, file: Path, dataset: h5py.Dataset, name: str) -> SourceTensor:
     return SourceTensor(
         name=name,
         shape=tuple(int(d) for d in dataset.shape),
         dtype=np.dtype(dataset.dtype),
-        read=partial(_read_dataset, file, dataset.name),
+        read=partial(files.read, file, dataset.name),
         origin=f"{file.name}:{dataset.name}",
     )
 
 
-def _single_file_tensors(file: Path) -> list[SourceTensor]:
+def _single_file_tensors(files: _OpenFiles, file: Path) -> list[SourceTensor]:
     tensors: list[SourceTensor] = []
     with _open_h5(file) as h5:
         if "layer_names" not in h5.attrs:
@@ -103,11 +115,11 @@ def _single_file_tensors(file: Path) -> list[SourceTensor]:
                 dataset = h5[group].get(weight_name)
                 if not isinstance(dataset, h5py.Dataset):
                     raise InputError(f"weight '{weight_name}' is listed but not stored", file)
-                tensors.append(_tensor(file, dataset, _canonical(group, weight_name)))
+                tensors.append(_tensor(files, file, dataset, _canonical(group, weight_name)))
     return tensors
 
 
-def _sharded_tensors(index_file: Path) -> tuple[list[SourceTensor], list[Path]]:
+def _sharded_tensors(files: _OpenFiles, index_file: Path) -> tuple[list[SourceTensor], list[Path]]:
     try:
         weight_map = json.loads(index_file.read_text())["weight_map"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -123,7 +135,7 @@ def _sharded_tensors(index_file: Path) -> tuple[list[SourceTensor], list[Path]]:
             )
         with _open_h5(shard) as h5:
             for name in _decode(h5.attrs.get("layer_names", [])):
-                tensors.append(_tensor(shard, h5[name], name.removesuffix(":0")))
+                tensors.append(_tensor(files, shard, h5[name], name.removesuffix(":0")))
     expected = len(weight_map)
     if len(tensors) != expected:
         raise InputError(
@@ -146,11 +158,12 @@ def read(path: Path) -> Source:
         config = json.loads(config_path.read_text())
     except ValueError as exc:
         raise InputError(f"config.json is not valid JSON ({exc})", config_path) from None
+    files = _OpenFiles()
     if (directory / SINGLE_FILE).exists() and path.name != SHARD_INDEX:
         weight_files = [directory / SINGLE_FILE]
-        tensors = _single_file_tensors(weight_files[0])
+        tensors = _single_file_tensors(files, weight_files[0])
     else:
-        tensors, weight_files = _sharded_tensors(directory / SHARD_INDEX)
+        tensors, weight_files = _sharded_tensors(files, directory / SHARD_INDEX)
     return Source(
         path=path,
         layout=LAYOUT,
@@ -160,4 +173,5 @@ def read(path: Path) -> Source:
         weight_files=weight_files,
         tokenizer_files=sibling_files(directory, TOKENIZER_FILE_NAMES),
         extra_files=sibling_files(directory, EXTRA_FILE_NAMES),
+        close=files.close,
     )

@@ -1,0 +1,173 @@
+"""Conversion speed and memory, measured side by side in one run (`make bench`).
+
+Builds a roberta-base-sized and a roberta-large-sized TFRobertaForSequenceClassification
+checkpoint once (cached in .bench-cache/), then, alternating the order on each round, times
+`tf2pt convert --no-verify`, the naive load-everything script, and `cp` of the file, each as its
+own process, and reports the median wall time and the peak RSS of each. Finally it times
+`tf2pt verify` on roberta-base. Ratios, not absolute seconds, are the result: they hold on any
+machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".bench-cache"
+BIN = Path(sys.executable).parent
+SIZES = {
+    "roberta-base": dict(
+        hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
+    ),
+    "roberta-large": dict(
+        hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096
+    ),
+}
+BUILD = """
+import os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import transformers
+transformers.logging.set_verbosity_error()
+config = transformers.RobertaConfig(vocab_size=50265, max_position_embeddings=514,
+    type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5,
+    **eval(sys.argv[2]))
+model = transformers.TFRobertaForSequenceClassification(config)
+model(model.dummy_inputs)
+model.save_pretrained(sys.argv[1])
+"""
+
+
+def checkpoint(name: str) -> Path:
+    directory = CACHE / name
+    if not (directory / "tf_model.h5").exists():
+        print(f"building {name} (once; cached in {CACHE})", flush=True)
+        shutil.rmtree(directory, ignore_errors=True)
+        subprocess.run([sys.executable, "-c", BUILD, str(directory), repr(SIZES[name])], check=True)
+    return directory
+
+
+def measure(argv: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"benchmark command failed: {' '.join(argv)}\n{err}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def commands(src: Path, out: Path) -> dict[str, list[str]]:
+    return {
+        "tf2pt convert --no-verify": [
+            str(BIN / "tf2pt"),
+            "convert",
+            str(src),
+            str(out),
+            "--no-verify",
+            "--force",
+        ],
+        "naive h5py load-all": [
+            sys.executable,
+            str(ROOT / "scripts/naive_convert.py"),
+            str(src),
+            str(out),
+        ],
+        "cp tf_model.h5": ["cp", str(src / "tf_model.h5"), str(out / "tf_model.h5")],
+    }
+
+
+def bench_size(name: str, rounds: int) -> dict[str, tuple[float, float]]:
+    src = checkpoint(name)
+    out = CACHE / f"{name}-out"
+    runs: dict[str, list[tuple[float, float]]] = {}
+    tools = list(commands(src, out))
+    for r in range(rounds):
+        order = tools[r % len(tools) :] + tools[: r % len(tools)]  # alternate who goes first
+        for tool in order:
+            shutil.rmtree(out, ignore_errors=True)
+            if tool.startswith("cp"):
+                out.mkdir(parents=True)
+            runs.setdefault(tool, []).append(measure(commands(src, out)[tool]))
+    shutil.rmtree(out, ignore_errors=True)
+    return {t: (statistics.median(w for w, _ in v), max(m for _, m in v)) for t, v in runs.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES))
+    args = parser.parse_args()
+    results, sizes_mb = {}, {}
+    for name in args.sizes:
+        results[name] = bench_size(name, args.rounds)
+        sizes_mb[name] = (CACHE / name / "tf_model.h5").stat().st_size / 1e6
+    print(
+        f"\n| checkpoint | tool | wall s (median of {args.rounds}) | × naive | peak RSS MB | "
+        "RSS ÷ checkpoint |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, tools in results.items():
+        naive = tools["naive h5py load-all"][0]
+        for tool, (wall, rss) in tools.items():
+            print(
+                f"| {name} ({sizes_mb[name]:.0f} MB) | {tool} | {wall:.2f} | "
+                f"{wall / naive:.2f} | {rss:.0f} | {rss / sizes_mb[name]:.2f} |"
+            )
+    verdicts = []
+    if "roberta-base" in results:
+        base = results["roberta-base"]
+        ratio = base["tf2pt convert --no-verify"][0] / base["naive h5py load-all"][0]
+        rss = base["tf2pt convert --no-verify"][1] / sizes_mb["roberta-base"]
+        verdicts += [
+            ("wall ≤ 1.2× naive (roberta-base)", ratio <= 1.2, f"{ratio:.2f}×"),
+            ("peak RSS ≤ 0.45× checkpoint (roberta-base)", rss <= 0.45, f"{rss:.2f}×"),
+        ]
+        out = CACHE / "roberta-base-verify"
+        subprocess.run(
+            [
+                str(BIN / "tf2pt"),
+                "convert",
+                str(checkpoint("roberta-base")),
+                str(out),
+                "--no-verify",
+                "--force",
+            ],
+            check=True,
+            stderr=subprocess.DEVNULL,
+        )
+        wall, rss_v = measure(
+            [str(BIN / "tf2pt"), "verify", str(checkpoint("roberta-base")), str(out)]
+        )
+        verdicts.append(
+            ("verify roberta-base ≤ 20 s", wall <= 20, f"{wall:.1f} s, {rss_v:.0f} MB peak")
+        )
+    if {"roberta-base", "roberta-large"} <= set(results):
+        grow = (
+            results["roberta-large"]["tf2pt convert --no-verify"][1]
+            - results["roberta-base"]["tf2pt convert --no-verify"][1]
+        )
+        largest = 50265 * (1024 - 768) * 4 / 2**20  # word embeddings, the largest tensor
+        verdicts.append(
+            (
+                "RSS growth base→large ≤ largest-tensor growth",
+                grow <= largest,
+                f"{grow:.0f} MB vs {largest:.0f} MB",
+            )
+        )
+    print()
+    for what, ok, value in verdicts:
+        print(f"{'PASS' if ok else 'FAIL'}  {what}: {value}")
+    return 0 if all(ok for _, ok, _ in verdicts) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
