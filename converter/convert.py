@@ -17,7 +17,7 @@ from .mapping import select_table
 from .ops import chain_apply, chain_source_rows
 from .plan import Mapped, Plan, choose_head, enforce, resolve_dims
 from .readers import Source, SourceTensor, open_source
-from .readers.base import Index
+from .readers.base import MALFORMED, Index
 from .writer import StagedOutput, TensorJob, write_json, write_model
 
 DEFAULT_MAX_SHARD_BYTES = 5 * 1000**3  # transformers' default max_shard_size of "5GB"
@@ -62,7 +62,7 @@ def analyse(src: str | Path, options: ConvertOptions) -> Analysis:
 def _read(tensor: SourceTensor, index: Index = None) -> np.ndarray:
     try:
         return tensor.read(index)
-    except (OSError, ValueError, KeyError) as exc:
+    except MALFORMED as exc:
         raise InputError(
             f"cannot read tensor '{tensor.name}' ({exc})",
             tensor.origin,

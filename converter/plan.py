@@ -61,12 +61,11 @@ class SynthesizedTarget:
 
 @dataclass(frozen=True)
 class Unplaced:
-    """An unexpected source tensor or a missing target, with the closest names on the other side."""
+    """An unexpected source tensor, or a missing target with the source it should come from."""
 
     name: str
     shape: Shape | None
-    closest: tuple[str, ...]
-    note: str = ""
+    expected_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,6 +92,7 @@ class Plan:
     missing: list[Unplaced] = field(default_factory=list)
     mismatched: list[Mismatch] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    expected_sources: list[str] = field(default_factory=list)  # every source name the rules want
 
     @property
     def class_name(self) -> str:
@@ -243,15 +243,10 @@ def plan_head(source: Source, table: Table, head: str, dims: dict[str, Any]) -> 
                     SynthesizedTarget(table.target_name(head, dst), shape, syn.fill, syn.reason)
                 )
 
-    unexpected_names = [t.name for t in unexpected]
-    plan.unexpected = [
-        Unplaced(t.name, t.shape, _closest(t.name, sorted(set(expected_src.values()))))
-        for t in unexpected
-    ]
+    plan.expected_sources = sorted(set(expected_src.values()))
+    plan.unexpected = [Unplaced(t.name, t.shape) for t in unexpected]
     plan.missing = [
-        Unplaced(dst, None, _closest(src, unexpected_names), note=f"from source '{src}'")
-        for dst, src in sorted(expected_src.items())
-        if dst not in produced
+        Unplaced(dst, None, src) for dst, src in sorted(expected_src.items()) if dst not in produced
     ]
     plan.mapped.sort(key=lambda m: m.dst)
     return plan
@@ -307,14 +302,18 @@ def _fmt_shape(shape: Shape | None) -> str:
 
 
 def accounting_table(plan: Plan) -> str:
-    """A human table of every unexpected, missing and mismatched tensor."""
+    """A human table of every unexpected, missing and mismatched tensor, with the closest names
+    on the other side (computed here, only when there is something to show)."""
     lines = []
+    unplaced_sources = [u.name for u in plan.unexpected]
     for u in plan.unexpected:
-        near = f"  did you mean: {', '.join(u.closest)}" if u.closest else ""
+        closest = _closest(u.name, plan.expected_sources)
+        near = f"  did you mean: {', '.join(closest)}" if closest else ""
         lines.append(f"  unexpected  {u.name} {_fmt_shape(u.shape)}{near}")
     for u in plan.missing:
-        near = f"  closest unplaced source: {', '.join(u.closest)}" if u.closest else ""
-        lines.append(f"  missing     {u.name} ({u.note}){near}")
+        closest = _closest(u.expected_source, unplaced_sources)
+        near = f"  closest unplaced source: {', '.join(closest)}" if closest else ""
+        lines.append(f"  missing     {u.name} (from source '{u.expected_source}'){near}")
     for m in plan.mismatched:
         lines.append(
             f"  mismatched  {m.src} → {m.dst}: got {_fmt_shape(m.got)} ({m.note}), "

@@ -19,6 +19,8 @@ class ReaderEntry:
     describes: str
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl")
+
 READERS: tuple[ReaderEntry, ...] = (
     ReaderEntry(
         hf_keras.LAYOUT,
@@ -34,6 +36,13 @@ def open_source(path: str | Path) -> Source:
     path = Path(path)
     if not path.exists():
         raise InputError("no such file or directory", path)
+    if path.suffix in PICKLE_SUFFIXES:
+        raise InputError(
+            "is a PyTorch pickle, not a TensorFlow/Keras checkpoint; tf2pt never unpickles input",
+            path,
+            "convert the TF checkpoint it came from, or load it with "
+            "torch.load(weights_only=True) yourself",
+        )
     for entry in READERS:
         if entry.probe(path):
             return entry.read(path)

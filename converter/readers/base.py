@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..errors import InputError, Tf2ptError
+
+# What readers raise on damaged files (h5py, zipfile, …): a malformed file is bad input, not a bug.
+MALFORMED = (OSError, KeyError, ValueError, TypeError, RuntimeError, UnicodeDecodeError)
 
 # Index into a tensor (a numpy-style tuple of slices) so large tensors can be read in blocks.
 Index = tuple[slice, ...] | None
@@ -68,3 +75,58 @@ EXTRA_FILE_NAMES = ("generation_config.json",)
 def sibling_files(directory: Path, names: tuple[str, ...]) -> list[Path]:
     """The files among `names` that exist in `directory`, in a stable order."""
     return [directory / n for n in names if (directory / n).is_file()]
+
+
+STRUCTURE_TIMEOUT_S = 60.0
+
+
+def _child(conn, fn: Callable, args: tuple) -> None:
+    try:
+        conn.send(("ok", fn(*args)))
+    except Tf2ptError as exc:
+        conn.send(("error", (type(exc), exc.what, exc.path, exc.hint)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent as a corrupt file
+        conn.send(("crash", f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+        os._exit(0)
+
+
+def isolated(fn: Callable, *args, path: Path, timeout: float | None = None):
+    """Run `fn(*args)` (a metadata listing returning plain data) in a forked child process.
+
+    A damaged HDF5 file can make the C library loop forever (seen: a corrupt variable-length
+    string heap behind an attribute), and no Python signal interrupts C code. The child can be
+    killed; the parent reports the file as corrupt instead of hanging.
+    """
+    timeout = STRUCTURE_TIMEOUT_S if timeout is None else timeout
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_child, args=(send, fn, args), daemon=True)
+    child.start()
+    send.close()
+    try:
+        if not receive.poll(timeout):
+            raise InputError(
+                f"no answer after {timeout:.0f} s reading the file's structure",
+                path,
+                "the file is probably corrupt; re-save it",
+            )
+        status, payload = receive.recv()
+    except EOFError:
+        status, payload = "crash", f"reader exited with code {child.exitcode}"
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join()
+        receive.close()
+    if status == "error":
+        kind, what, where, hint = payload
+        raise kind(what, where, hint)
+    if status == "crash":
+        raise InputError(
+            f"cannot read the file's structure ({payload})",
+            path,
+            "the file is probably corrupt; re-save it",
+        )
+    return payload

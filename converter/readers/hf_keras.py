@@ -18,10 +18,12 @@ import numpy as np
 from ..errors import InputError
 from .base import (
     EXTRA_FILE_NAMES,
+    MALFORMED,
     TOKENIZER_FILE_NAMES,
     Index,
     Source,
     SourceTensor,
+    isolated,
     sibling_files,
 )
 
@@ -89,18 +91,15 @@ def _open_h5(file: Path) -> h5py.File:
         ) from None
 
 
-def _tensor(files: _OpenFiles, file: Path, dataset: h5py.Dataset, name: str) -> SourceTensor:
-    return SourceTensor(
-        name=name,
-        shape=tuple(int(d) for d in dataset.shape),
-        dtype=np.dtype(dataset.dtype),
-        read=partial(files.read, file, dataset.name),
-        origin=f"{file.name}:{dataset.name}",
-    )
+Stored = tuple[Path, str, str, tuple[int, ...], str]  # file, dataset path, name, shape, dtype
 
 
-def _single_file_tensors(files: _OpenFiles, file: Path) -> list[SourceTensor]:
-    tensors: list[SourceTensor] = []
+def _stored(file: Path, dataset: h5py.Dataset, name: str) -> Stored:
+    return (file, dataset.name, name, tuple(int(d) for d in dataset.shape), dataset.dtype.str)
+
+
+def _list_single_file(file: Path) -> list[Stored]:
+    stored: list[Stored] = []
     with _open_h5(file) as h5:
         if "layer_names" not in h5.attrs:
             raise InputError(
@@ -115,17 +114,17 @@ def _single_file_tensors(files: _OpenFiles, file: Path) -> list[SourceTensor]:
                 dataset = h5[group].get(weight_name)
                 if not isinstance(dataset, h5py.Dataset):
                     raise InputError(f"weight '{weight_name}' is listed but not stored", file)
-                tensors.append(_tensor(files, file, dataset, _canonical(group, weight_name)))
-    return tensors
+                stored.append(_stored(file, dataset, _canonical(group, weight_name)))
+    return stored
 
 
-def _sharded_tensors(files: _OpenFiles, index_file: Path) -> tuple[list[SourceTensor], list[Path]]:
+def _list_shards(index_file: Path) -> list[Stored]:
     try:
         weight_map = json.loads(index_file.read_text())["weight_map"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        shards = sorted({index_file.parent / f for f in weight_map.values()})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(f"unreadable shard index ({exc})", index_file) from None
-    shards = sorted({index_file.parent / f for f in weight_map.values()})
-    tensors: list[SourceTensor] = []
+    stored: list[Stored] = []
     for shard in shards:
         if not shard.exists():
             raise InputError(
@@ -135,13 +134,24 @@ def _sharded_tensors(files: _OpenFiles, index_file: Path) -> tuple[list[SourceTe
             )
         with _open_h5(shard) as h5:
             for name in _decode(h5.attrs.get("layer_names", [])):
-                tensors.append(_tensor(files, shard, h5[name], name.removesuffix(":0")))
-    expected = len(weight_map)
-    if len(tensors) != expected:
+                stored.append(_stored(shard, h5[name], name.removesuffix(":0")))
+    if len(stored) != len(weight_map):
         raise InputError(
-            f"shards hold {len(tensors)} weights but the index lists {expected}", index_file
+            f"shards hold {len(stored)} weights but the index lists {len(weight_map)}", index_file
         )
-    return tensors, shards
+    return stored
+
+
+def _list_stored(weights: Path, sharded: bool) -> list[Stored]:
+    """Every stored weight's metadata; run in a child process (see `isolated`)."""
+    try:
+        return _list_shards(weights) if sharded else _list_single_file(weights)
+    except MALFORMED as exc:
+        raise InputError(
+            f"malformed Keras weight file ({exc})",
+            weights,
+            "the file is truncated or corrupt; re-save it",
+        ) from None
 
 
 def read(path: Path) -> Source:
@@ -156,14 +166,25 @@ def read(path: Path) -> Source:
         )
     try:
         config = json.loads(config_path.read_text())
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         raise InputError(f"config.json is not valid JSON ({exc})", config_path) from None
+    if not isinstance(config, dict):
+        raise InputError("config.json does not hold a JSON object", config_path)
+    sharded = not (directory / SINGLE_FILE).exists() or path.name == SHARD_INDEX
+    weights = directory / (SHARD_INDEX if sharded else SINGLE_FILE)
+    stored = isolated(_list_stored, weights, sharded, path=weights)
     files = _OpenFiles()
-    if (directory / SINGLE_FILE).exists() and path.name != SHARD_INDEX:
-        weight_files = [directory / SINGLE_FILE]
-        tensors = _single_file_tensors(files, weight_files[0])
-    else:
-        tensors, weight_files = _sharded_tensors(files, directory / SHARD_INDEX)
+    tensors = [
+        SourceTensor(
+            name=name,
+            shape=shape,
+            dtype=np.dtype(dtype),
+            read=partial(files.read, file, dataset),
+            origin=f"{file.name}:{dataset}",
+        )
+        for file, dataset, name, shape, dtype in stored
+    ]
+    weight_files = sorted({file for file, *_ in stored}) or [weights]
     return Source(
         path=path,
         layout=LAYOUT,

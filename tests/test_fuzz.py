@@ -1,0 +1,83 @@
+"""Random damage to a valid checkpoint: never a traceback, never a hang, never partial output."""
+
+from __future__ import annotations
+
+import random
+import signal
+
+import pytest
+
+from .conftest import copy_tree, run_cli
+
+CASES = 300
+SECONDS_PER_CASE = 30
+STRUCTURE_TIMEOUT_S = 2  # a corrupt HDF5 heap can make the C library spin; the reader gives up
+
+
+def _damage(data: bytes, rng: random.Random) -> bytes:
+    kind = rng.choice(["flip", "zero", "truncate", "splice"])
+    buf = bytearray(data)
+    if kind == "flip":
+        for _ in range(rng.randint(1, 16)):
+            buf[rng.randrange(len(buf))] ^= 1 << rng.randrange(8)
+    elif kind == "zero":
+        start = rng.randrange(len(buf))
+        buf[start : start + rng.randint(1, 4096)] = b"\0" * len(buf[start : start + 4096])
+    elif kind == "truncate":
+        del buf[rng.randrange(len(buf)) :]
+    else:
+        start, length = rng.randrange(len(buf)), rng.randint(1, 512)
+        buf[start : start + length] = bytes(rng.randrange(256) for _ in range(length))
+    return bytes(buf)
+
+
+class _Hang(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise _Hang()
+
+
+@pytest.fixture
+def alarm():
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def test_damaged_h5_files_fail_cleanly_or_convert_whole(
+    tf_checkpoints, tmp_path, alarm, monkeypatch
+):
+    from converter.readers import base
+
+    monkeypatch.setattr(base, "STRUCTURE_TIMEOUT_S", STRUCTURE_TIMEOUT_S)
+    rng = random.Random(20261122)
+    pristine = (tf_checkpoints["masked-lm"] / "tf_model.h5").read_bytes()
+    outcomes = {0: 0, 1: 0, 2: 0}
+    hangs = 0
+    for case in range(CASES):
+        src = copy_tree(tf_checkpoints["masked-lm"], tmp_path / f"src{case}")
+        (src / "tf_model.h5").write_bytes(_damage(pristine, rng))
+        out = tmp_path / f"out{case}"
+        signal.alarm(SECONDS_PER_CASE)
+        try:
+            code, _, err = run_cli(["convert", str(src), str(out), "--no-verify"])
+        except _Hang:
+            pytest.fail(f"case {case}: no answer within {SECONDS_PER_CASE} s")
+        finally:
+            signal.alarm(0)
+        assert code in outcomes, f"case {case}: exit {code}\n{err}"
+        assert "Traceback" not in err, f"case {case}:\n{err}"
+        leftovers = [p for p in tmp_path.iterdir() if p.name.startswith(f".out{case}.")]
+        assert not leftovers, f"case {case}: staging left behind"
+        if code == 0:
+            assert (out / "model.safetensors").exists() and (out / "config.json").exists()
+        else:
+            assert not out.exists(), f"case {case}: exit {code} but output exists"
+            assert err.strip().splitlines()[-1].startswith("tf2pt: error: ")
+        outcomes[code] += 1
+        hangs += "no answer after" in err
+    print("fuzz outcomes by exit code:", outcomes, "structure timeouts:", hangs)
+    assert outcomes[2] > 0  # the damage really was seen
