@@ -15,7 +15,7 @@ class OutputDiff:
     name: str
     index: int  # position in forward order
     description: str
-    shape: list[int]
+    shape: list[int]  # per-row shape (batch dimension left out)
     max_abs_diff: float
     mean_abs_diff: float
     max_rel_diff: float  # max |a-b| divided by the largest |reference| value of this output
@@ -28,7 +28,7 @@ class OutputDiff:
         return asdict(self)
 
 
-def describe(name: str, layers: int) -> str:
+def describe(name: str) -> str:
     m = re.fullmatch(r"hidden_states\[(\d+)\]", name)
     if m:
         i = int(m.group(1))
@@ -51,41 +51,47 @@ def _select(array: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def compare_outputs(
-    reference: Outputs, candidate: Outputs, mask: np.ndarray, atol: float
+    runs: list[tuple[Outputs, Outputs, np.ndarray]], atol: float
 ) -> list[OutputDiff]:
-    missing = set(reference) ^ set(candidate)
-    if missing:
-        raise ValueError(f"the two models return different outputs: {sorted(missing)}")
-    layers = sum(1 for n in reference if n.startswith("hidden_states[")) - 1
+    """Metrics per output over all batches: `runs` holds (reference, candidate, mask) per batch."""
+    names = list(runs[0][0])
+    for reference, candidate, _ in runs:
+        if list(reference) != names or set(candidate) != set(names):
+            raise ValueError(
+                f"the two models return different outputs: {names} vs {list(candidate)}"
+            )
     diffs = []
-    for index, name in enumerate(reference):
-        ref = _select(reference[name], mask).astype(np.float64)
-        cand = _select(candidate[name], mask).astype(np.float64)
+    for index, name in enumerate(names):
+        ref = np.concatenate([_select(r[name], m).astype(np.float64) for r, _, m in runs])
+        cand = np.concatenate([_select(c[name], m).astype(np.float64) for _, c, m in runs])
         if ref.shape != cand.shape:
             raise ValueError(f"output {name}: shapes differ {ref.shape} vs {cand.shape}")
-        nonfinite = int((~np.isfinite(ref)).sum() + (~np.isfinite(cand)).sum())
-        delta = np.abs(ref - cand)
-        max_abs = float(delta.max()) if delta.size else 0.0
-        scale = float(np.abs(ref).max()) if ref.size else 0.0
-        norms = float(np.linalg.norm(ref) * np.linalg.norm(cand))
-        cosine = float((ref.ravel() @ cand.ravel()) / norms) if norms else 1.0
-        argmax = None
-        if "logits" in name and ref.ndim >= 1 and ref.shape[-1] > 1:
-            argmax = float((ref.argmax(-1) == cand.argmax(-1)).mean())
-        passed = nonfinite == 0 and max_abs <= atol
-        diffs.append(
-            OutputDiff(
-                name=name,
-                index=index,
-                description=describe(name, layers),
-                shape=list(reference[name].shape),
-                max_abs_diff=max_abs,
-                mean_abs_diff=float(delta.mean()) if delta.size else 0.0,
-                max_rel_diff=max_abs / scale if scale else max_abs,
-                cosine=cosine,
-                passed=passed,
-                argmax_agreement=argmax,
-                nonfinite=nonfinite,
-            )
-        )
+        diffs.append(_metrics(name, index, ref, cand, atol, list(runs[0][0][name].shape[1:])))
     return diffs
+
+
+def _metrics(
+    name: str, index: int, ref: np.ndarray, cand: np.ndarray, atol: float, shape: list[int]
+) -> OutputDiff:
+    nonfinite = int((~np.isfinite(ref)).sum() + (~np.isfinite(cand)).sum())
+    delta = np.abs(ref - cand)
+    max_abs = float(delta.max()) if delta.size else 0.0
+    scale = float(np.abs(ref).max()) if ref.size else 0.0
+    norms = float(np.linalg.norm(ref) * np.linalg.norm(cand))
+    cosine = float((ref.ravel() @ cand.ravel()) / norms) if norms else 1.0
+    argmax = None
+    if "logits" in name and ref.ndim >= 1 and ref.shape[-1] > 1:
+        argmax = float((ref.argmax(-1) == cand.argmax(-1)).mean())
+    return OutputDiff(
+        name=name,
+        index=index,
+        description=describe(name),
+        shape=shape,
+        max_abs_diff=max_abs,
+        mean_abs_diff=float(delta.mean()) if delta.size else 0.0,
+        max_rel_diff=max_abs / scale if scale else max_abs,
+        cosine=cosine,
+        passed=nonfinite == 0 and max_abs <= atol,
+        argmax_agreement=argmax,
+        nonfinite=nonfinite,
+    )

@@ -14,14 +14,13 @@ SEED = 1234
 
 
 @dataclass
-class ParityInputs:
-    """Token ids, attention mask and (optionally) token types, shaped [rows, len] or
+class Batch:
+    """Token ids, attention mask and (optionally) token types, shaped [rows, len], or
     [rows, choices, len] for multiple choice."""
 
     input_ids: np.ndarray
     attention_mask: np.ndarray
     token_type_ids: np.ndarray | None
-    rows: list[str] = field(default_factory=list)  # what each row is, for the report
 
     def as_dict(self) -> dict[str, np.ndarray]:
         out = {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
@@ -33,13 +32,22 @@ class ParityInputs:
         """Non-padding positions as a boolean [sequences, len] array."""
         return self.attention_mask.reshape(-1, self.attention_mask.shape[-1]).astype(bool)
 
+
+@dataclass
+class ParityInputs:
+    """The rows to run, in batches: the maximum-length row(s) alone, so the short rows are not
+    padded to the maximum length (which would multiply the work for nothing)."""
+
+    batches: list[Batch]
+    rows: list[str] = field(default_factory=list)  # what each row is, for the report
+
     def describe(self) -> dict[str, Any]:
         return {
-            "shape": list(self.input_ids.shape),
+            "batches": [list(b.input_ids.shape) for b in self.batches],
             "seed": SEED,
             "rows": self.rows,
-            "lengths": self.flat_mask().sum(axis=1).tolist(),
-            "token_type_ids": self.token_type_ids is not None,
+            "lengths": [int(n) for b in self.batches for n in b.flat_mask().sum(axis=1)],
+            "token_type_ids": self.batches[0].token_type_ids is not None,
         }
 
 
@@ -67,36 +75,7 @@ def _texts(texts: list[str], tokenizer_dir: Path, max_len: int) -> list[list[int
     return [tokenizer(t, truncation=True, max_length=max_len)["input_ids"] for t in texts]
 
 
-def make_inputs(
-    dims: dict[str, Any],
-    position_offset: int,
-    multiple_choice: bool,
-    texts: list[str] = (),
-    tokenizer_dir: Path | None = None,
-) -> ParityInputs:
-    """Four synthetic rows (full length, half, short, minimal) plus any real texts."""
-    rng = np.random.default_rng(SEED)
-    pad, bos, eos = _special_ids(dims)
-    vocab = int(dims["vocab_size"])
-    max_len = int(dims["max_position_embeddings"]) - position_offset
-    low = min(max(pad, bos, eos) + 1, vocab - 1)
-    lengths = [max_len, max(4, max_len // 2), min(max_len, 9), 3]
-    names = ["maximum length", "half length", "short", "minimal: bos, one token, eos"]
-    rows = []
-    for n in lengths:
-        body = rng.integers(low, vocab, size=n - 2).tolist()
-        if n >= 8:  # a sentence pair: separator tokens in the middle, as RoBERTa pairs have
-            body[n // 2 - 1 : n // 2 + 1] = [eos, eos]
-        rows.append([bos, *body, eos])
-    if texts:
-        if tokenizer_dir is None:
-            raise InputError("--text needs tokenizer files next to the source weights")
-        for text, ids in zip(texts, _texts(list(texts), tokenizer_dir, max_len), strict=True):
-            rows.append(ids)
-            names.append(f"text: {text[:40]}")
-    if multiple_choice and len(rows) % 2:
-        rows.append(rows[-1])
-        names.append("repeat (multiple choice pairs rows)")
+def _batch(rows: list[list[int]], pad: int, with_types: bool, choices: int) -> Batch:
     width = max(len(r) for r in rows)
     ids = np.full((len(rows), width), pad, dtype=np.int32)
     mask = np.zeros((len(rows), width), dtype=np.int32)
@@ -104,11 +83,55 @@ def make_inputs(
         ids[i, : len(r)] = r
         mask[i, : len(r)] = 1
     types = None
-    if int(dims.get("type_vocab_size") or 1) > 1:
+    if with_types:  # second half of each row is segment B
         types = np.zeros_like(ids)
         for i, r in enumerate(rows):
             types[i, len(r) // 2 : len(r)] = 1
-    if multiple_choice:
-        ids, mask = ids.reshape(-1, 2, width), mask.reshape(-1, 2, width)
-        types = None if types is None else types.reshape(-1, 2, width)
-    return ParityInputs(ids, mask, types, names)
+    if choices > 1:
+        ids, mask = ids.reshape(-1, choices, width), mask.reshape(-1, choices, width)
+        types = None if types is None else types.reshape(-1, choices, width)
+    return Batch(ids, mask, types)
+
+
+def make_inputs(
+    dims: dict[str, Any],
+    position_offset: int,
+    multiple_choice: bool,
+    texts: tuple[str, ...] = (),
+    tokenizer_dir: Path | None = None,
+) -> ParityInputs:
+    """A maximum-length row, then short rows (quarter length, short, minimal) and real texts.
+
+    Rows carry bos/eos and a separator pair in the middle, as RoBERTa sentence pairs do. For
+    multiple choice, rows are paired into two choices per example.
+    """
+    rng = np.random.default_rng(SEED)
+    pad, bos, eos = _special_ids(dims)
+    vocab = int(dims["vocab_size"])
+    max_len = int(dims["max_position_embeddings"]) - position_offset
+    low = min(max(pad, bos, eos) + 1, vocab - 1)
+
+    def synthetic(n: int) -> list[int]:
+        body = rng.integers(low, vocab, size=n - 2).tolist()
+        if n >= 8:
+            body[n // 2 - 1 : n // 2 + 1] = [eos, eos]
+        return [bos, *body, eos]
+
+    choices = 2 if multiple_choice else 1
+    long_rows = [synthetic(max_len) for _ in range(choices)]
+    long_names = ["maximum length"] * choices
+    short_rows = [synthetic(n) for n in (max(4, min(max_len, max_len // 4)), min(max_len, 9), 3)]
+    short_names = ["quarter length", "short", "minimal: bos, one token, eos"]
+    if texts:
+        if tokenizer_dir is None:
+            raise InputError("--text needs tokenizer files next to the source weights")
+        short_rows += _texts(list(texts), tokenizer_dir, max_len)
+        short_names += [f"text: {t[:40]}" for t in texts]
+    if len(short_rows) % choices:
+        short_rows.append(short_rows[-1])
+        short_names.append("repeat (multiple choice pairs rows)")
+    with_types = int(dims.get("type_vocab_size") or 1) > 1
+    return ParityInputs(
+        [_batch(long_rows, pad, with_types, choices), _batch(short_rows, pad, with_types, choices)],
+        long_names + short_names,
+    )

@@ -111,15 +111,19 @@ def run_parity(
     progress(f"building the TF model (TF{plan.class_name}) from {source.path}")
     tf_runner = TF_RUNNERS[source.layout](source, plan)
     progress("running the TF model")
-    reference = tf_runner.run(inputs)
+    references = [tf_runner.run(batch) for batch in inputs.batches]
     seconds["tensorflow"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
     progress(f"loading the PyTorch model ({plan.class_name}) strictly from the output")
     pt_runner = TorchRunner(out_dir, plan.class_name)
     progress("running the PyTorch model")
-    candidate = pt_runner.run(inputs)
+    candidates = [pt_runner.run(batch) for batch in inputs.batches]
     seconds["pytorch"] = round(time.perf_counter() - t0, 3)
-    diffs = compare_outputs(reference, candidate, inputs.flat_mask(), atol)
+    runs = [
+        (r, c, b.flat_mask())
+        for r, c, b in zip(references, candidates, inputs.batches, strict=True)
+    ]
+    diffs = compare_outputs(runs, atol)
     return ParityResult(
         passed=all(d.passed for d in diffs),
         atol=atol,

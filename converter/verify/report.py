@@ -30,7 +30,7 @@ def markdown(result: ParityResult) -> str:
         f"- overall max abs diff: {_num(result.max_abs_diff)}",
         "- first divergence: "
         + ("none" if first is None else f"`{first.name}` ({first.description})"),
-        f"- inputs: {result.inputs['shape']} token ids, lengths {result.inputs['lengths']}",
+        f"- inputs: batches {result.inputs['batches']}, row lengths {result.inputs['lengths']}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in result.versions.items()),
         "",
         "| # | output | what | max abs | mean abs | max rel | cosine | argmax | ok |",
