@@ -8,7 +8,7 @@ import sys
 
 from safetensors import safe_open
 
-from .conftest import build_tf_roberta, run_cli
+from .conftest import build_tf_roberta, copy_tree, run_cli
 
 
 def _files(directory):
@@ -103,10 +103,7 @@ def test_converting_an_h5_imports_neither_tensorflow_nor_torch(tf_checkpoints, t
 
 
 def test_tokenizer_files_are_copied(tf_checkpoints, tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
-    for f in tf_checkpoints["base-model"].iterdir():
-        (src / f.name).write_bytes(f.read_bytes())
+    src = copy_tree(tf_checkpoints["base-model"], tmp_path / "src")
     (src / "vocab.json").write_text(json.dumps({"<s>": 0}))
     (src / "merges.txt").write_text("#version: 0.2\n")
     code, _, err = run_cli(["convert", str(src), str(tmp_path / "out"), "--no-verify"])
@@ -116,10 +113,7 @@ def test_tokenizer_files_are_copied(tf_checkpoints, tmp_path):
 
 
 def test_output_config_writes_defaults_explicitly(tf_checkpoints, tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
-    for f in tf_checkpoints["base-model"].iterdir():
-        (src / f.name).write_bytes(f.read_bytes())
+    src = copy_tree(tf_checkpoints["base-model"], tmp_path / "src")
     config = json.loads((src / "config.json").read_text())
     del config["type_vocab_size"]  # RobertaConfig's default is 2, but the weights have 1 row
     (src / "config.json").write_text(json.dumps(config))
@@ -161,10 +155,7 @@ def test_block_streaming_still_checks_stored_copies(tf_checkpoints, tmp_path, mo
 
     from .h5edit import scale_weight
 
-    src = tmp_path / "src"
-    src.mkdir()
-    for f in tf_checkpoints["masked-lm"].iterdir():
-        (src / f.name).write_bytes(f.read_bytes())
+    src = copy_tree(tf_checkpoints["masked-lm"], tmp_path / "src")
     scale_weight(src / "tf_model.h5", "lm_head", "word_embeddings/weight:0", 1.5)
     monkeypatch.setattr(convert_module, "BLOCK_BYTES", 256)
     code, _, err = run_cli(["convert", str(src), str(tmp_path / "out"), "--no-verify"])
