@@ -8,7 +8,7 @@ HF5_VENV ?= .venv-hf5
 TORCH_WHEELS ?= /opt/wheels
 FIND_LINKS := $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS))
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo bench convert-all clean
 
 install: $(VENV)/.installed $(HF5_VENV)/.installed
 
@@ -39,6 +39,18 @@ demo: install
 
 bench: install
 	$(BIN)/python scripts/bench.py
+
+# Convert and verify every checkpoint under SRC_DIR into OUT_DIR, then write OUT_DIR/summary.*.
+# `make -j4 -k convert-all SRC_DIR=… OUT_DIR=…`: parallel, past failures; exit non-zero if any failed.
+ATOL ?= 1e-5
+convert-all: install
+	@test -n "$(SRC_DIR)" -a -n "$(OUT_DIR)" || { echo "usage: make convert-all SRC_DIR=dir OUT_DIR=dir [ATOL=1e-5]" >&2; exit 2; }
+	@test -d "$(SRC_DIR)" || { echo "convert-all: SRC_DIR $(SRC_DIR) is not a directory" >&2; exit 2; }
+	@status=0; \
+	$(MAKE) --no-print-directory -f scripts/pipeline.mk convert SRC_DIR="$(SRC_DIR)" \
+	  OUT_DIR="$(OUT_DIR)" ATOL="$(ATOL)" TF2PT="$(abspath $(BIN))/tf2pt" || status=$$?; \
+	$(BIN)/tf2pt summarize "$(OUT_DIR)" --sources "$(SRC_DIR)" || status=1; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) $(HF5_VENV) build *.egg-info

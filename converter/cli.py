@@ -13,7 +13,7 @@ import click
 
 from . import __version__
 from .convert import Analysis, ConvertOptions, analyse, convert
-from .errors import InputError, Tf2ptError, UsageError
+from .errors import BatchError, InputError, Tf2ptError, UsageError
 from .mapping import load_table, table_names
 from .plan import accounting_table
 
@@ -222,6 +222,38 @@ def inspect_cmd(src, head, arch, as_json):
         click.echo(f"  {t.name:<{width}} {str(list(t.shape)):<14} {fates.get(t.name, '')}")
     if not plan.clean:
         click.echo(accounting_table(plan))
+
+
+@cli.command("summarize")
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--sources",
+    type=click.Path(path_type=Path),
+    help="The batch's SRC_DIR, so sources that were never converted are listed too.",
+)
+def summarize_cmd(out_dir, sources):
+    """Write OUT_DIR/summary.json and summary.md for a batch conversion (make convert-all).
+
+    Exits 1 when any source failed or did not run."""
+    from .summary import SUMMARY_MD, write_summary
+
+    if not out_dir.is_dir():
+        raise InputError("not a directory", out_dir, "run make convert-all first")
+    if sources is not None and not sources.is_dir():
+        raise InputError("not a directory", sources)
+    rows = write_summary(out_dir, sources)
+    click.echo((out_dir / SUMMARY_MD).read_text())
+    bad = [r["name"] for r in rows if r["status"] != "ok"]
+    _say(
+        f"{len(rows) - len(bad)} of {len(rows)} sources converted and verified; "
+        f"summary: {out_dir / SUMMARY_MD}"
+    )
+    if bad:
+        raise BatchError(
+            f"{len(bad)} source(s) failed or did not run: {', '.join(bad)}",
+            out_dir,
+            "see summary.md and each <name>.log",
+        )
 
 
 @cli.command("archs")

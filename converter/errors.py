@@ -69,3 +69,9 @@ class ParityError(Tf2ptError):
     """The converted model does not reproduce the source model within tolerance."""
 
     exit_code = 1
+
+
+class BatchError(Tf2ptError):
+    """Some sources of a batch conversion failed; the summary says which and why."""
+
+    exit_code = 1
