@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .convert import Analysis, ConvertOptions, analyse, convert
+from .convert import Analysis, ConvertOptions, analyse, convert, open_with_table, plan_source
 from .errors import BatchError, InputError, Tf2ptError, UsageError
 from .mapping import load_table, table_names
 from .plan import accounting_table
@@ -138,14 +138,13 @@ def verify_cmd(src, out, atol, texts, arch, as_json):
         raise InputError(
             "not a converted model directory (no readable config.json with architectures)", out
         ) from None
-    probe = analyse(src, ConvertOptions(arch=arch))
-    head = probe.plan.table.head_for_class(class_name)
+    source, table = open_with_table(src, arch)
+    head = table.head_for_class(class_name)
     if head is None:
-        raise InputError(f"{class_name} is not a {probe.plan.table.architecture} class", out)
+        raise InputError(f"{class_name} is not a {table.architecture} class", out)
     labels = out_config.get("id2label")
-    analysis = analyse(
-        src, ConvertOptions(arch=arch, head=head, num_labels=len(labels) if labels else None)
-    )
+    options = ConvertOptions(arch=arch, head=head, num_labels=len(labels) if labels else None)
+    analysis = plan_source(source, table, options)
     result = run_parity(analysis, out, atol, texts, progress=_say)
     write_reports(result, out)
     if as_json:

@@ -13,7 +13,7 @@ import numpy as np
 from . import __version__
 from .configs import output_config
 from .errors import AccountingError, InputError, Tf2ptError
-from .mapping import select_table
+from .mapping import Table, select_table
 from .ops import chain_apply, chain_source_rows
 from .plan import Mapped, Plan, choose_head, enforce, resolve_dims
 from .readers import Source, SourceTensor, open_source
@@ -51,12 +51,19 @@ class ConversionResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def analyse(src: str | Path, options: ConvertOptions) -> Analysis:
+def open_with_table(src: str | Path, arch: str | None) -> tuple[Source, Table]:
+    """The source (tensor list, no data) and the mapping table for its layout and architecture."""
     source = open_source(src)
-    model_type = source.config.get("model_type")
-    table = select_table(source.layout, model_type, options.arch)
+    return source, select_table(source.layout, source.config.get("model_type"), arch)
+
+
+def plan_source(source: Source, table: Table, options: ConvertOptions) -> Analysis:
     dims = resolve_dims(source.config, table, options.num_labels)
     return Analysis(source, choose_head(source, table, dims, options.head))
+
+
+def analyse(src: str | Path, options: ConvertOptions) -> Analysis:
+    return plan_source(*open_with_table(src, options.arch), options)
 
 
 def _read(tensor: SourceTensor, index: Index = None) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 An op maps a source array to its PyTorch layout and predicts the resulting shape without data, so
 the whole conversion can be planned (and shape-checked) before a single byte is read. No op ever
-reshapes to "make it fit": each one asserts the input shape it was written for.
+reshapes to "make it fit": each one checks the input rank it was written for. `inverse(shape)`
+returns the ops that turn the output back into a source of that shape (PyTorch → TF direction).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class Op:
     def apply(self, array: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def inverse(self) -> Op:
+    def inverse(self, shape: Shape) -> tuple[Op, ...]:
+        """Ops that map this op's output back to an input of `shape`."""
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -39,6 +41,10 @@ class Op:
         """The part of the input that becomes output rows `rows`, if the op can stream by rows."""
         return None
 
+    def _need_rank(self, shape: Shape, rank: int, layout: str) -> None:
+        if len(shape) != rank:
+            raise OpShapeError(f"{self.name} needs {layout}, got shape {list(shape)}")
+
 
 @dataclass(frozen=True)
 class Transpose(Op):
@@ -47,18 +53,36 @@ class Transpose(Op):
     name: ClassVar[str] = "transpose"
 
     def out_shape(self, shape: Shape) -> Shape:
-        if len(shape) != 2:
-            raise OpShapeError(f"transpose needs a 2-D tensor, got shape {list(shape)}")
+        self._need_rank(shape, 2, "a 2-D tensor")
         return (shape[1], shape[0])
 
     def apply(self, array: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(array.T)
 
-    def inverse(self) -> Op:
-        return self
+    def inverse(self, shape: Shape) -> tuple[Op, ...]:
+        return (self,)
 
     def source_rows(self, rows: slice) -> tuple[slice, ...] | None:
         return (slice(None), rows)  # output rows are input columns
+
+
+@dataclass(frozen=True)
+class Reshape(Op):
+    """Only ever produced by `inverse` (tables never reshape): back to a known source shape."""
+
+    name: ClassVar[str] = "reshape"
+    shape: Shape = ()
+
+    def out_shape(self, shape: Shape) -> Shape:
+        if int(np.prod(shape)) != int(np.prod(self.shape)):
+            raise OpShapeError(f"cannot reshape {list(shape)} to {list(self.shape)}")
+        return self.shape
+
+    def apply(self, array: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(array.reshape(self.out_shape(array.shape)))
+
+    def inverse(self, shape: Shape) -> tuple[Op, ...]:
+        return (Reshape(tuple(shape)),)
 
 
 @dataclass(frozen=True)
@@ -68,35 +92,14 @@ class MergeHeadsIn(Op):
     name: ClassVar[str] = "merge_heads_in"
 
     def out_shape(self, shape: Shape) -> Shape:
-        if len(shape) != 3:
-            raise OpShapeError(f"merge_heads_in needs [hidden, heads, head_dim], got {list(shape)}")
+        self._need_rank(shape, 3, "[hidden, heads, head_dim]")
         return (shape[1] * shape[2], shape[0])
 
     def apply(self, array: np.ndarray) -> np.ndarray:
-        hidden = array.shape[0]
-        return np.ascontiguousarray(array.reshape(hidden, -1).T)
+        return np.ascontiguousarray(array.reshape(array.shape[0], -1).T)
 
-    def inverse(self) -> Op:
-        return SplitHeadsIn()
-
-
-@dataclass(frozen=True)
-class SplitHeadsIn(Op):
-    """Inverse of MergeHeadsIn; needs the head count, so it is applied with `heads` bound."""
-
-    name: ClassVar[str] = "split_heads_in"
-    heads: int = 0
-
-    def out_shape(self, shape: Shape) -> Shape:
-        if len(shape) != 2 or not self.heads or shape[0] % self.heads:
-            raise OpShapeError(f"split_heads_in({self.heads}) cannot split shape {list(shape)}")
-        return (shape[1], self.heads, shape[0] // self.heads)
-
-    def apply(self, array: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(array.T.reshape(self.out_shape(array.shape)))
-
-    def inverse(self) -> Op:
-        return MergeHeadsIn()
+    def inverse(self, shape: Shape) -> tuple[Op, ...]:
+        return (Transpose(), Reshape(tuple(shape)))
 
 
 @dataclass(frozen=True)
@@ -106,17 +109,14 @@ class MergeHeadsOut(Op):
     name: ClassVar[str] = "merge_heads_out"
 
     def out_shape(self, shape: Shape) -> Shape:
-        if len(shape) != 3:
-            raise OpShapeError(
-                f"merge_heads_out needs [heads, head_dim, hidden], got {list(shape)}"
-            )
+        self._need_rank(shape, 3, "[heads, head_dim, hidden]")
         return (shape[2], shape[0] * shape[1])
 
     def apply(self, array: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(array.reshape(-1, array.shape[2]).T)
 
-    def inverse(self) -> Op:
-        return Transpose()  # [hidden, heads*head_dim] → [heads*head_dim, hidden]; split is a view
+    def inverse(self, shape: Shape) -> tuple[Op, ...]:
+        return (Transpose(), Reshape(tuple(shape)))
 
 
 @dataclass(frozen=True)
@@ -126,39 +126,36 @@ class Flatten(Op):
     name: ClassVar[str] = "flatten"
 
     def out_shape(self, shape: Shape) -> Shape:
-        if len(shape) < 1:
-            raise OpShapeError("flatten needs at least a 1-D tensor")
-        return (int(np.prod(shape)),)
+        self._need_rank(shape, 2, "[heads, head_dim]")
+        return (shape[0] * shape[1],)
 
     def apply(self, array: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(array.reshape(-1))
 
-    def inverse(self) -> Op:
-        return self  # the inverse reshape is fixed by the source shape, which the caller knows
+    def inverse(self, shape: Shape) -> tuple[Op, ...]:
+        return (Reshape(tuple(shape)),)
 
 
 @dataclass(frozen=True)
 class PrependRows(Op):
-    """Insert `rows` rows of `fill` before row 0 (keras-hub RoBERTa drops the 2 pad positions)."""
+    """Insert `rows` zero rows before row 0 (keras-hub RoBERTa drops the 2 pad positions)."""
 
     name: ClassVar[str] = "prepend_rows"
     rows: int = 0
-    fill: str = "zeros"
 
     def out_shape(self, shape: Shape) -> Shape:
-        if len(shape) != 2:
-            raise OpShapeError(f"prepend_rows needs a 2-D tensor, got {list(shape)}")
+        self._need_rank(shape, 2, "a 2-D tensor")
         return (shape[0] + self.rows, shape[1])
 
     def apply(self, array: np.ndarray) -> np.ndarray:
         pad = np.zeros((self.rows, array.shape[1]), dtype=array.dtype)
         return np.concatenate([pad, array], axis=0)
 
-    def inverse(self) -> Op:
-        return DropRows(rows=self.rows)
+    def inverse(self, shape: Shape) -> tuple[Op, ...]:
+        return (DropRows(rows=self.rows),)
 
     def describe(self) -> str:
-        return f"prepend_rows({self.rows}, {self.fill})"
+        return f"prepend_rows({self.rows})"
 
 
 @dataclass(frozen=True)
@@ -167,28 +164,25 @@ class DropRows(Op):
     rows: int = 0
 
     def out_shape(self, shape: Shape) -> Shape:
-        if len(shape) != 2 or shape[0] < self.rows:
+        self._need_rank(shape, 2, "a 2-D tensor")
+        if shape[0] < self.rows:
             raise OpShapeError(f"drop_rows({self.rows}) cannot apply to {list(shape)}")
         return (shape[0] - self.rows, shape[1])
 
     def apply(self, array: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(array[self.rows :])
 
-    def inverse(self) -> Op:
-        return PrependRows(rows=self.rows)
+    def inverse(self, shape: Shape) -> tuple[Op, ...]:
+        return (PrependRows(rows=self.rows),)
+
+    def describe(self) -> str:
+        return f"drop_rows({self.rows})"
 
 
+# What a mapping table may declare (Reshape is not among them: tables never reshape to fit).
 OPS: dict[str, type[Op]] = {
     cls.name: cls
-    for cls in (
-        Transpose,
-        MergeHeadsIn,
-        SplitHeadsIn,
-        MergeHeadsOut,
-        Flatten,
-        PrependRows,
-        DropRows,
-    )
+    for cls in (Transpose, MergeHeadsIn, MergeHeadsOut, Flatten, PrependRows, DropRows)
 }
 
 
@@ -213,6 +207,17 @@ def chain_shape(ops: tuple[Op, ...], shape: Shape) -> Shape:
     for op in ops:
         shape = op.out_shape(shape)
     return shape
+
+
+def chain_inverse(ops: tuple[Op, ...], shape: Shape) -> tuple[Op, ...]:
+    """The ops that undo `ops` applied to a source of `shape`."""
+    shapes = [shape]
+    for op in ops:
+        shapes.append(op.out_shape(shapes[-1]))
+    undo: list[Op] = []
+    for op, before in zip(reversed(ops), reversed(shapes[:-1]), strict=True):
+        undo.extend(op.inverse(before))
+    return tuple(undo)
 
 
 def chain_source_rows(ops: tuple[Op, ...], rows: slice) -> tuple[slice, ...] | None:
