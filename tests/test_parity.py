@@ -175,3 +175,48 @@ def test_verify_with_type_vocab_2_feeds_token_type_ids(tmp_path):
     assert code == 0, err
     report = _parity(tmp_path / "out")
     assert report["passed"] and report["inputs"]["token_type_ids"] is True
+
+
+def _tiny_roberta_tokenizer(directory):
+    """A byte-level BPE vocabulary small enough for the tiny model (ids < 99)."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<mask>": 4}
+    for ch in letters + "Ġ.,":
+        vocab[ch] = len(vocab)
+    for word in ("Ġt", "Ġth", "Ġthe", "Ġc", "Ġca", "Ġcat", "Ġs", "Ġsa", "Ġsat"):
+        vocab[word] = len(vocab)
+    (directory / "vocab.json").write_text(json.dumps(vocab))
+    merges = ["Ġ t", "Ġt h", "Ġth e", "Ġ c", "Ġc a", "Ġca t", "Ġ s", "Ġs a", "Ġsa t"]
+    (directory / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+
+
+def test_real_text_through_the_source_tokenizer_joins_the_parity_batch(tf_checkpoints, tmp_path):
+    src = copy_tree(tf_checkpoints["sequence-classification"], tmp_path / "src")
+    _tiny_roberta_tokenizer(src)
+    out = tmp_path / "out"
+    code, _, err = run_cli(["convert", str(src), str(out), "--text", "the cat sat."])
+    assert code == 0, err
+    report = _parity(out)
+    assert report["passed"]
+    assert "text: the cat sat." in report["inputs"]["rows"]
+    assert (out / "vocab.json").exists() and (out / "merges.txt").exists()
+
+
+def test_text_without_a_tokenizer_is_a_clear_error(tf_checkpoints, tmp_path):
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        ["convert", str(tf_checkpoints["sequence-classification"]), str(out), "--text", "hello"]
+    )
+    assert code == 2
+    assert "--text needs tokenizer files" in err.strip().splitlines()[-1]
+    assert not out.exists()
+
+
+def test_a_broken_tokenizer_is_a_clear_error(tf_checkpoints, tmp_path):
+    src = copy_tree(tf_checkpoints["sequence-classification"], tmp_path / "src")
+    _tiny_roberta_tokenizer(src)
+    (src / "merges.txt").write_text("#version: 0.2\nq z\n")  # merges tokens not in the vocab
+    code, _, err = run_cli(["convert", str(src), str(tmp_path / "out"), "--text", "hi"])
+    assert code == 2 and "Traceback" not in err
+    assert "--text needs the source tokenizer, which did not load" in err
+    assert not (tmp_path / "out").exists()

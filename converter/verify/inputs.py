@@ -68,7 +68,7 @@ def _texts(texts: list[str], tokenizer_dir: Path, max_len: int) -> list[list[int
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # the tokenizers library raises bare Exception for bad files
         raise InputError(
             f"--text needs the source tokenizer, which did not load ({exc})", tokenizer_dir
         ) from None
