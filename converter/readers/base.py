@@ -30,13 +30,6 @@ class SourceTensor:
     read: Callable[[Index], np.ndarray] = field(repr=False, compare=False)
     origin: str = ""  # where it lives (file and internal path), for messages
 
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
-
-    def load(self) -> np.ndarray:
-        return self.read(None)
-
 
 @dataclass
 class Source:

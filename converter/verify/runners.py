@@ -52,22 +52,13 @@ def _loading_problems(info: dict[str, Any], harmless: set[str] = frozenset()) ->
     return [f"{k}: {sorted(set(v) - harmless)[:5]}" for k, v in info.items() if set(v) - harmless]
 
 
-def _weightless_h5_groups(files: list[Path]) -> set[str]:
-    """Keras layers saved with no weights (dropout_29, …) that the TF loader calls unexpected."""
-    import h5py
-
-    groups: set[str] = set()
-    for file in files:
-        with h5py.File(file, "r") as h5:
-            for name in h5.attrs.get("layer_names", []):
-                name = name.decode() if isinstance(name, bytes) else str(name)
-                if (
-                    name in h5
-                    and isinstance(h5[name], h5py.Group)
-                    and not len(h5[name].attrs.get("weight_names", []))
-                ):
-                    groups.add(name)
-    return groups
+def _weightless_layers(unexpected: list[str], source: Source) -> set[str]:
+    """Unexpected Keras layers that hold no weights in the source (dropout_29, …): the h5 keeps
+    an empty group for them and the TF loader lists them. A layer that holds weights is never
+    among these: every stored tensor's name starts with its layer."""
+    holding = {t.name.split("/", 1)[0] for t in source.tensors}
+    layer_names = {u for u in unexpected if "/" not in u}  # weight names are never excused
+    return layer_names - holding
 
 
 def _quiet_transformers() -> None:
@@ -117,7 +108,8 @@ class HfKerasTfRunner:
             self.model, info = cls.from_pretrained(
                 str(directory), config=config, output_loading_info=True
             )
-        problems = _loading_problems(info, _weightless_h5_groups(source.weight_files))
+        harmless = _weightless_layers(info.get("unexpected_keys", []), source)
+        problems = _loading_problems(info, harmless)
         if problems:
             raise ParityError(
                 "the source TF model did not load completely: " + "; ".join(problems), directory
