@@ -261,9 +261,10 @@ def archs_cmd():
     for name in table_names():
         table = load_table(name)
         heads = ", ".join(f"{h} ({table.class_name(h)})" for h in table.heads)
+        variant = f" (extends {table.extends})" if table.extends else ""
         click.echo(
-            f"{name}: {table.description}\n  model_types: {', '.join(table.model_types)}"
-            f"\n  heads: {heads}"
+            f"{name}{variant}: {table.description}\n  layout: {table.layout}; model_types: "
+            f"{', '.join(table.model_types)}\n  heads: {heads}"
         )
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .mapping import SourceConfigEntry, Table
 from .plan import Plan
+from .readers.base import Source
 
 DROPPED_KEYS = ("transformers_version", "num_labels")
 
@@ -24,6 +26,77 @@ def _labels(source_config: dict[str, Any], count: int) -> tuple[dict[str, str], 
         ]
     )
     return generic, note
+
+
+def _lookup(config: dict[str, Any], dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _from_weights(entry: SourceConfigEntry, source: Source) -> int | None:
+    if entry.count is not None:
+        indices = [v for t in source.tensors if (v := entry.count.match(t.name)) is not None]
+        return 1 + max(max(v.values(), default=0) for v in indices) if indices else None
+    if entry.tensor is not None:
+        name = entry.tensor.fill(dict.fromkeys(entry.tensor.placeholders, 0))
+        shape = next((t.shape for t in source.tensors if t.name == name), None)
+        return shape[entry.axis] if shape is not None and len(shape) > entry.axis else None
+    return None
+
+
+def _translate(entry: SourceConfigEntry, value: Any) -> Any:
+    hashable = isinstance(value, str | int | float | bool)
+    return entry.values.get(value, value) if hashable else value
+
+
+def source_hf_config(source: Source, table: Table) -> dict[str, Any]:
+    """The source's config in transformers' terms.
+
+    HF layouts already use transformers' keys. A foreign layout (keras-hub) declares in its table
+    where each value lives; values its own config lacks (a bare `.weights.h5` has none) are read
+    from the weights' shapes, and the rules' shape checks then hold the two against each other.
+    A layout whose config already uses HF keys (bert_config.json) keeps it and translates only
+    the declared entries (its "gelu" is transformers' gelu_new).
+    """
+    if not table.source_config:
+        return dict(source.config)
+    config: dict[str, Any] = dict(source.config) if table.keep_source_config else {}
+    config["model_type"] = table.model_type
+    for hf_key, entry in table.source_config.items():
+        value = _lookup(source.config, entry.key) if entry.key else None
+        if value is None:
+            value = _from_weights(entry, source)
+        if value is not None:
+            value = _translate(entry, value)
+            config[hf_key] = value + entry.add if entry.add else value
+    return config
+
+
+def translation_notes(source: Source, table: Table, config: dict[str, Any]) -> list[str]:
+    """Values the table translated (a TF1 "gelu" is transformers' gelu_new), for the report."""
+    notes = []
+    for hf_key, entry in table.source_config.items():
+        before = _lookup(source.config, entry.key) if entry.key else None
+        if before is not None and _translate(entry, before) != before:
+            notes.append(
+                f'{entry.key} "{before}" in the source means "{config[hf_key]}" in transformers; '
+                f"wrote {hf_key}={config[hf_key]!r}"
+            )
+    return notes
+
+
+def source_notes(source: Source, table: Table) -> list[str]:
+    """Notes on source settings the converted model does not reproduce (see the table)."""
+    notes = []
+    for note in table.source_notes:
+        value = _lookup(source.config, note.key)
+        if value is not None and value not in note.unless:
+            notes.append(note.note.format(value=value))
+    return notes
 
 
 def output_config(source_config: dict[str, Any], plan: Plan) -> tuple[dict[str, Any], list[str]]:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .configs import output_config
+from .configs import output_config, source_hf_config, source_notes, translation_notes
 from .errors import AccountingError, InputError, Tf2ptError
 from .mapping import Table, select_table
 from .ops import chain_apply, chain_source_rows
@@ -42,6 +42,7 @@ class Analysis:
 
     source: Source
     plan: Plan
+    config: dict[str, Any]  # the source config in transformers' terms (before table defaults)
 
 
 @dataclass
@@ -58,8 +59,11 @@ def open_with_table(src: str | Path, arch: str | None) -> tuple[Source, Table]:
 
 
 def plan_source(source: Source, table: Table, options: ConvertOptions) -> Analysis:
-    dims = resolve_dims(source.config, table, options.num_labels)
-    return Analysis(source, choose_head(source, table, dims, options.head))
+    config = source_hf_config(source, table)
+    dims = resolve_dims(config, table, options.num_labels)
+    plan = choose_head(source, table, dims, options.head)
+    plan.notes += source_notes(source, table) + translation_notes(source, table, config)
+    return Analysis(source, plan, config)
 
 
 def analyse(src: str | Path, options: ConvertOptions) -> Analysis:
@@ -222,7 +226,9 @@ def convert(
         f"{source.layout} {plan.table.architecture} → {plan.class_name}: "
         f"{len(plan.mapped)} tensors to write"
     )
-    config, config_notes = output_config(source.config, plan)
+    for note in plan.notes:
+        progress(f"note: {note}")
+    config, config_notes = output_config(analysis.config, plan)
     warnings: list[str] = []
     with staged:
         jobs = _mapped_jobs(analysis, warnings) + _synthesized_jobs(plan)

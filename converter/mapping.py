@@ -2,7 +2,8 @@
 
 A table is data: rules that rename one source pattern to one target pattern with declared ops,
 grouped so that heads can share them. Placeholders such as `{L}` match digits only and must match
-the whole name, so `layer_._1` can never be confused with `layer_._10`.
+the whole name, so `layer_._1` can never be confused with `layer_._10`. `{_L}` is Keras 3's
+auto-naming suffix: nothing for 0 (`transformer_encoder`), `_N` for N ≥ 1 (`transformer_encoder_3`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import yaml
 from .errors import InputError, MappingTableError
 from .ops import Op, build_op
 
-PLACEHOLDER = re.compile(r"\{([A-Z])\}")
+PLACEHOLDER = re.compile(r"\{(_?)([A-Z])\}")
 
 TOP_KEYS = {
     "schema",
@@ -37,13 +38,18 @@ TOP_KEYS = {
     "heads",
     "ignore",
     "description",
+    "source_config",
+    "source_notes",
+    "keep_source_config",
 }
 GROUP_KEYS = {"rules", "duplicates", "ties", "synthesize"}
 RULE_KEYS = {"src", "dst", "ops", "shape", "note"}
 DUPLICATE_KEYS = {"src", "same_as", "note"}
 TIE_KEYS = {"dst", "same_as", "note"}
 SYNTH_KEYS = {"dst", "fill", "shape", "reason"}
-HEAD_KEYS = {"class", "groups", "when", "labels_from", "bare", "description"}
+HEAD_KEYS = {"class", "groups", "when", "labels_from", "bare", "description", "source_class"}
+SOURCE_CONFIG_KEYS = {"key", "tensor", "axis", "count", "add", "values", "note"}
+SOURCE_NOTE_KEYS = {"key", "unless", "note"}
 IGNORE_KEYS = {"pattern", "reason"}
 
 
@@ -58,30 +64,41 @@ class Pattern:
     @classmethod
     def compile(cls, text: str, allow_globs: bool = False) -> Pattern:
         out, names, pos = [], [], 0
-        token = re.compile(r"\{([A-Z])\}|\*\*|\*" if allow_globs else r"\{([A-Z])\}")
-        for m in token.finditer(text):
+        globs = r"|\*\*|\*" if allow_globs else ""
+        for m in re.finditer(r"\{(_?)([A-Z])\}" + globs, text):
             out.append(re.escape(text[pos : m.start()]))
-            if m.group(1):
-                if m.group(1) in names:
-                    out.append(f"(?P={m.group(1)})")
-                else:
-                    names.append(m.group(1))
-                    out.append(f"(?P<{m.group(1)}>0|[1-9][0-9]*)")
+            suffix, name = m.group(1), m.group(2)
+            if name and name in names:
+                if suffix:
+                    raise ValueError(f"'{{_{name}}}' may appear only once in '{text}'")
+                out.append(f"(?P={name})")
+            elif suffix:  # Keras auto-name suffix: "" for 0, "_N" for N >= 1
+                names.append(name)
+                out.append(f"(?:_(?P<{name}>[1-9][0-9]*))?")
+            elif name:
+                names.append(name)
+                out.append(f"(?P<{name}>0|[1-9][0-9]*)")
             else:
                 out.append(".*" if m.group(0) == "**" else "[^/]*")
             pos = m.end()
         out.append(re.escape(text[pos:]))
-        leftover = re.sub(r"\{[A-Z]\}", "", text)
+        leftover = PLACEHOLDER.sub("", text)
         if "{" in leftover or "}" in leftover:
-            raise ValueError(f"bad placeholder in pattern '{text}' (use one capital letter: {{L}})")
+            raise ValueError(
+                f"bad placeholder in pattern '{text}' (use one capital letter: {{L}} or {{_L}})"
+            )
         return cls(text, re.compile("".join(out)), tuple(names))
 
     def match(self, name: str) -> dict[str, int] | None:
         m = self.regex.fullmatch(name)
-        return None if m is None else {k: int(v) for k, v in m.groupdict().items()}
+        return None if m is None else {k: int(v or 0) for k, v in m.groupdict().items()}
 
     def fill(self, values: dict[str, int]) -> str:
-        return PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), self.text)
+        def one(m: re.Match) -> str:
+            value = values[m.group(2)]
+            return ("" if value == 0 else f"_{value}") if m.group(1) else str(value)
+
+        return PLACEHOLDER.sub(one, self.text)
 
 
 ShapeSpec = tuple[int | str, ...]
@@ -137,6 +154,30 @@ class Head:
     when: dict[str, Any]
     labels_from: str | None
     bare: bool  # the base model itself: its parameters carry no `<base_model_prefix>.`
+    source_class: str = ""  # the class in the source framework (keras-hub), for its TF runner
+
+
+@dataclass(frozen=True)
+class SourceConfigEntry:
+    """Where a foreign-layout source keeps one HF config value: a key of its own config (dotted
+    path), else a dimension of a tensor or a count of layers — a bare weight file has no config.
+    `add` is added to the source value (keras-hub drops RoBERTa's 2 unused position rows)."""
+
+    key: str | None
+    tensor: Pattern | None
+    axis: int
+    count: Pattern | None
+    add: int
+    values: dict[Any, Any] = field(default_factory=dict)  # source value → HF value, if they differ
+
+
+@dataclass(frozen=True)
+class SourceNote:
+    """A note for the report when the source config holds a value the PyTorch model ignores."""
+
+    key: str
+    unless: tuple[Any, ...]
+    note: str
 
 
 @dataclass(frozen=True)
@@ -161,6 +202,10 @@ class Table:
     heads: dict[str, Head]
     ignore: tuple[IgnoreRule, ...]
     description: str = ""
+    source_config: dict[str, SourceConfigEntry] = field(default_factory=dict)
+    source_notes: tuple[SourceNote, ...] = ()
+    extends: str = ""  # the table this one is a variant of
+    keep_source_config: bool = False  # start from the source config (its keys are HF keys)
 
     def class_name(self, head: str) -> str:
         return self.class_prefix + self.heads[head].class_suffix
@@ -175,8 +220,12 @@ class Table:
         return name
 
     def head_for_class(self, class_name: str) -> str | None:
+        """The head of a PyTorch or TF class name, or of a source-framework class (keras-hub)."""
         name = class_name.removeprefix("TF")
-        return next((h for h in self.heads if self.class_name(h) == name), None)
+        return next(
+            (h for h in self.heads if name in (self.class_name(h), self.heads[h].source_class)),
+            None,
+        )
 
 
 FILL_KINDS = {"zeros", "ones"}
@@ -262,7 +311,7 @@ def _merge(parent: dict, child: dict) -> dict:
     for key in ("groups", "heads", "config_defaults", "placeholders"):
         merged[key] = {**(parent.get(key) or {}), **(child.get(key) or {})}
     merged["ignore"] = list(parent.get("ignore") or []) + list(child.get("ignore") or [])
-    merged.pop("extends", None)
+    merged["extends"] = child["extends"]  # the direct parent, kept for `archs` and selection
     return merged
 
 
@@ -289,7 +338,7 @@ def parse_table(name: str, data: dict) -> Table:
     _check_keys(
         where,
         data,
-        TOP_KEYS - {"extends"},
+        TOP_KEYS,
         {"architecture", "layout", "model_type", "class_prefix", "groups", "heads"},
     )
     groups = {g: _group(f"{where}: groups.{g}", body or {}) for g, body in data["groups"].items()}
@@ -307,6 +356,7 @@ def parse_table(name: str, data: dict) -> Table:
             dict(body.get("when") or {}),
             body.get("labels_from"),
             bool(body.get("bare", False)),
+            str(body.get("source_class") or ""),
         )
         _check_head_targets(w, [groups[g] for g in heads[h].groups])
     ignore = []
@@ -337,7 +387,38 @@ def parse_table(name: str, data: dict) -> Table:
         heads=heads,
         ignore=tuple(ignore),
         description=str(data.get("description") or ""),
+        extends=str(data.get("extends") or ""),
+        keep_source_config=bool(data.get("keep_source_config", False)),
+        source_config={
+            k: _source_config_entry(f"{where}: source_config.{k}", v)
+            for k, v in (data.get("source_config") or {}).items()
+        },
+        source_notes=tuple(
+            _source_note(f"{where}: source_notes[{i}]", n)
+            for i, n in enumerate(data.get("source_notes") or [])
+        ),
     )
+
+
+def _source_config_entry(where: str, data: Any) -> SourceConfigEntry:
+    _check_keys(where, data, SOURCE_CONFIG_KEYS)
+    if not ({"key", "tensor", "count"} & set(data)):
+        raise MappingTableError(f"{where}: needs at least one of key, tensor, count")
+    if "tensor" in data and not isinstance(data.get("axis"), int):
+        raise MappingTableError(f"{where}: a tensor entry needs an integer axis")
+    return SourceConfigEntry(
+        key=data.get("key"),
+        tensor=_pattern(where, data["tensor"]) if "tensor" in data else None,
+        axis=int(data.get("axis") or 0),
+        count=_pattern(where, data["count"]) if "count" in data else None,
+        add=int(data.get("add") or 0),
+        values=dict(data.get("values") or {}),
+    )
+
+
+def _source_note(where: str, data: Any) -> SourceNote:
+    _check_keys(where, data, SOURCE_NOTE_KEYS, {"key", "note"})
+    return SourceNote(str(data["key"]), tuple(data.get("unless") or ()), str(data["note"]))
 
 
 def _check_head_targets(where: str, groups: list[Group]) -> None:
@@ -375,6 +456,10 @@ def select_table(layout: str, model_type: str | None, arch: str | None = None) -
     """The table for this layout whose architecture (or accepted model_types) fits."""
     wanted = arch or model_type
     tables = [load_table(n) for n in table_names()]
+    if wanted is None:  # no config names it (a TF1 checkpoint): the layout's own architecture
+        of_layout = [t for t in tables if t.layout == layout and not t.extends]
+        if len(of_layout) == 1:
+            return of_layout[0]
     for t in tables:
         if t.layout == layout and (wanted == t.architecture or wanted in t.model_types):
             return t

@@ -272,11 +272,15 @@ def choose_head(source: Source, table: Table, dims: dict[str, Any], requested: s
         return plan_head(source, table, requested, dims)
     plans = {h: plan_head(source, table, h, dims) for h in table.heads}
     fits = [h for h, p in plans.items() if not p.unexpected and not p.missing]
-    declared = _architecture_head(source.config, table)
+    declared = _architecture_head(dims, table)
     if declared in fits:
         return plans[declared]
+    if declared is not None and plans[declared].missing and not plans[declared].unexpected:
+        # The config names a head whose weights are absent: converting what is there as another
+        # head would silently drop it. Report the missing weights instead.
+        return plans[declared]
     if len(fits) > 1:
-        fits = [h for h in fits if _when_matches(table, h, source.config)]
+        fits = [h for h in fits if _when_matches(table, h, dims)]
         specific = [h for h in fits if table.heads[h].when]
         fits = specific or fits
     if len(fits) == 1:

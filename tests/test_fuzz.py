@@ -10,6 +10,8 @@ import pytest
 from .conftest import copy_tree, run_cli
 
 CASES = 300
+KERAS_CASES = 100
+TF1_CASES = 100
 SECONDS_PER_CASE = 30
 STRUCTURE_TIMEOUT_S = 2  # a corrupt HDF5 heap can make the C library spin; the reader gives up
 
@@ -47,19 +49,13 @@ def alarm():
     signal.signal(signal.SIGALRM, previous)
 
 
-def test_damaged_h5_files_fail_cleanly_or_convert_whole(
-    tf_checkpoints, tmp_path, alarm, monkeypatch
-):
-    from converter.readers import base
-
-    monkeypatch.setattr(base, "STRUCTURE_TIMEOUT_S", STRUCTURE_TIMEOUT_S)
-    rng = random.Random(20261122)
-    pristine = (tf_checkpoints["masked-lm"] / "tf_model.h5").read_bytes()
+def _fuzz(make_source, cases: int, tmp_path, seed: int) -> dict[int, int]:
+    """Convert `cases` damaged sources; each must convert whole or fail cleanly, in time."""
+    rng = random.Random(seed)
     outcomes = {0: 0, 1: 0, 2: 0}
     hangs = 0
-    for case in range(CASES):
-        src = copy_tree(tf_checkpoints["masked-lm"], tmp_path / f"src{case}")
-        (src / "tf_model.h5").write_bytes(_damage(pristine, rng))
+    for case in range(cases):
+        src = make_source(tmp_path / f"src{case}", rng)
         out = tmp_path / f"out{case}"
         signal.alarm(SECONDS_PER_CASE)
         try:
@@ -81,3 +77,49 @@ def test_damaged_h5_files_fail_cleanly_or_convert_whole(
         hangs += "no answer after" in err
     print("fuzz outcomes by exit code:", outcomes, "structure timeouts:", hangs)
     assert outcomes[2] > 0  # the damage really was seen
+    return outcomes
+
+
+@pytest.fixture
+def short_structure_timeout(monkeypatch):
+    from converter.readers import base
+
+    monkeypatch.setattr(base, "STRUCTURE_TIMEOUT_S", STRUCTURE_TIMEOUT_S)
+
+
+def test_damaged_h5_files_fail_cleanly_or_convert_whole(
+    tf_checkpoints, tmp_path, alarm, short_structure_timeout
+):
+    pristine = (tf_checkpoints["masked-lm"] / "tf_model.h5").read_bytes()
+
+    def make(src, rng):
+        copy_tree(tf_checkpoints["masked-lm"], src)
+        (src / "tf_model.h5").write_bytes(_damage(pristine, rng))
+        return src
+
+    _fuzz(make, CASES, tmp_path, seed=20261122)
+
+
+def test_damaged_keras_archives_fail_cleanly_or_convert_whole(
+    keras_hub_sources, tmp_path, alarm, short_structure_timeout
+):
+    pristine = keras_hub_sources["masked-lm"]["model.keras"].read_bytes()
+
+    def make(src, rng):
+        src.mkdir()
+        (src / "model.keras").write_bytes(_damage(pristine, rng))
+        return src / "model.keras"
+
+    _fuzz(make, KERAS_CASES, tmp_path, seed=20261123)
+
+
+def test_damaged_tf1_checkpoints_fail_cleanly_or_convert_whole(tf1_checkpoints, tmp_path, alarm):
+    pristine = tf1_checkpoints["classifier"]
+
+    def make(src, rng):
+        copy_tree(pristine, src)
+        damaged = src / rng.choice(["model.ckpt-100.index", "model.ckpt-100.data-00000-of-00001"])
+        damaged.write_bytes(_damage(damaged.read_bytes(), rng))
+        return src
+
+    _fuzz(make, TF1_CASES, tmp_path, seed=20261124)

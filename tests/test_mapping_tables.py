@@ -98,3 +98,23 @@ def test_extends_cycle_is_an_error(tmp_path):
     (tmp_path / "b.yaml").write_text(yaml.safe_dump({"schema": 1, "extends": "a"}))
     with pytest.raises(MappingTableError, match="cycle"):
         _raw("a", tmp_path)
+
+
+def test_keras_suffix_placeholder_is_empty_for_0_and_underscore_n_after():
+    p = Pattern.compile("backbone/layers/transformer_encoder{_L}/query_dense/vars/0")
+    assert p.match("backbone/layers/transformer_encoder/query_dense/vars/0") == {"L": 0}
+    assert p.match("backbone/layers/transformer_encoder_11/query_dense/vars/0") == {"L": 11}
+    assert p.match("backbone/layers/transformer_encoder_0/query_dense/vars/0") is None
+    assert p.match("backbone/layers/transformer_encoder_01/query_dense/vars/0") is None
+    assert p.match("backbone/layers/transformer_encoderx/query_dense/vars/0") is None
+    assert p.fill({"L": 0}) == "backbone/layers/transformer_encoder/query_dense/vars/0"
+    assert p.fill({"L": 3}) == "backbone/layers/transformer_encoder_3/query_dense/vars/0"
+
+
+def test_a_source_config_entry_needs_a_place_to_read_from():
+    with pytest.raises(MappingTableError, match="needs at least one of key, tensor, count"):
+        parse_table("bad", _with(source_config={"vocab_size": {"add": 2}}))
+    with pytest.raises(MappingTableError, match="needs an integer axis"):
+        parse_table("bad", _with(source_config={"vocab_size": {"tensor": "a/b"}}))
+    with pytest.raises(MappingTableError, match="unknown key"):
+        parse_table("bad", _with(source_config={"vocab_size": {"key": "x", "scale": 2}}))

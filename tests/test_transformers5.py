@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import HEAD_CLASSES
+from .conftest import HEAD_CLASSES, KERAS_HUB_CLASSES
 
 HF5_PYTHON = Path(
     os.environ.get("TF2PT_HF5_PYTHON", Path(__file__).resolve().parents[1] / ".venv-hf5/bin/python")
@@ -45,21 +45,17 @@ def hf5_python() -> Path:
     return HF5_PYTHON
 
 
-@pytest.mark.parametrize("head", list(HEAD_CLASSES))
-def test_output_loads_strictly_and_matches_in_transformers_5(head, converted, hf5_python, tmp_path):
+def _loads_and_matches_in_transformers_5(out_dir: Path, ids, hf5_python, tmp_path) -> None:
     import torch
     import transformers
 
-    ids = np.array([[0, 5, 6, 7, 8, 2], [0, 9, 10, 2, 1, 1]], dtype=np.int64)
-    if head == "multiple-choice":
-        ids = ids[None]
     np.save(tmp_path / "ids.npy", ids)
     run = subprocess.run(
         [
             str(hf5_python),
             "-c",
             LOAD_AND_RUN,
-            str(converted[head]),
+            str(out_dir),
             str(tmp_path / "ids.npy"),
             str(tmp_path / "out.npz"),
         ],
@@ -72,7 +68,8 @@ def test_output_loads_strictly_and_matches_in_transformers_5(head, converted, hf
     assert result["version"].startswith("5.")
     assert result["problems"] == {} and result["meta"] == []
 
-    model = getattr(transformers, HEAD_CLASSES[head]).from_pretrained(str(converted[head]))
+    class_name = json.loads((out_dir / "config.json").read_text())["architectures"][0]
+    model = getattr(transformers, class_name).from_pretrained(str(out_dir))
     model.eval()
     with torch.no_grad():
         reference = model(
@@ -84,3 +81,27 @@ def test_output_loads_strictly_and_matches_in_transformers_5(head, converted, hf
     assert compared
     for key in compared:
         np.testing.assert_allclose(v5[key], reference[key].numpy(), atol=1e-5, rtol=0, err_msg=key)
+
+
+IDS = np.array([[0, 5, 6, 7, 8, 2], [0, 9, 10, 2, 1, 1]], dtype=np.int64)
+
+
+@pytest.mark.parametrize("head", list(HEAD_CLASSES))
+def test_output_loads_strictly_and_matches_in_transformers_5(head, converted, hf5_python, tmp_path):
+    ids = IDS[None] if head == "multiple-choice" else IDS
+    _loads_and_matches_in_transformers_5(converted[head], ids, hf5_python, tmp_path)
+
+
+@pytest.mark.parametrize("head", list(KERAS_HUB_CLASSES))
+def test_keras_hub_output_loads_strictly_in_transformers_5(
+    head, keras_hub_converted, hf5_python, tmp_path
+):
+    out = keras_hub_converted[head, "preset"]
+    _loads_and_matches_in_transformers_5(out, IDS, hf5_python, tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["pretraining", "classifier"])
+def test_tf1_bert_output_loads_strictly_in_transformers_5(
+    kind, tf1_converted, hf5_python, tmp_path
+):
+    _loads_and_matches_in_transformers_5(tf1_converted[kind], IDS, hf5_python, tmp_path)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from . import hf_keras
+from . import hf_keras, keras3, tf1
 from .base import Source, SourceTensor
 
 
@@ -28,13 +28,25 @@ READERS: tuple[ReaderEntry, ...] = (
         hf_keras.read,
         "transformers TF save_pretrained: tf_model.h5 or sharded tf_model-*.h5",
     ),
+    ReaderEntry(
+        keras3.LAYOUT,
+        keras3.probe,
+        keras3.read,
+        "keras-hub / Keras 3: a .keras file, a preset dir or a .weights.h5",
+    ),
+    ReaderEntry(
+        tf1.LAYOUT,
+        tf1.probe,
+        tf1.read,
+        "TF1 checkpoint (google-research/bert): model.ckpt-N.index + .data-*, bert_config.json",
+    ),
 )
 
 
 def open_source(path: str | Path) -> Source:
     """Detect the source layout of `path` and read its tensor list (no tensor data yet)."""
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not tf1.probe(path):  # a TF1 prefix names no file itself
         raise InputError("no such file or directory", path)
     if path.suffix in PICKLE_SUFFIXES:
         raise InputError(

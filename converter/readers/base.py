@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +16,16 @@ import numpy as np
 from ..errors import InputError, Tf2ptError
 
 # What readers raise on damaged files (h5py, zipfile, …): a malformed file is bad input, not a bug.
-MALFORMED = (OSError, KeyError, ValueError, TypeError, RuntimeError, UnicodeDecodeError)
+MALFORMED = (
+    OSError,
+    KeyError,
+    ValueError,
+    TypeError,
+    RuntimeError,
+    UnicodeDecodeError,
+    zipfile.BadZipFile,
+    EOFError,
+)
 
 # Index into a tensor (a numpy-style tuple of slices) so large tensors can be read in blocks.
 Index = tuple[slice, ...] | None
@@ -44,6 +55,7 @@ class Source:
     tokenizer_files: list[Path] = field(default_factory=list)
     extra_files: list[Path] = field(default_factory=list)  # copied as-is (generation_config.json)
     close: Callable[[], None] = field(default=lambda: None, repr=False)  # release open files
+    form: str = ""  # the on-disk form within the layout (".keras", "preset", …), for runners
 
     def tensor_map(self) -> dict[str, SourceTensor]:
         return {t.name: t for t in self.tensors}
@@ -63,6 +75,25 @@ TOKENIZER_FILE_NAMES = (
     "dict.txt",
 )
 EXTRA_FILE_NAMES = ("generation_config.json",)
+
+
+def json_object(text: str, where: Path) -> dict[str, Any]:
+    """A config file's text parsed as a JSON object, or an input error naming the file."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"not valid JSON ({exc})", where) from None
+    if not isinstance(data, dict):
+        raise InputError("does not hold a JSON object", where)
+    return data
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read ({exc})", path) from None
+    return json_object(text, path)
 
 
 def sibling_files(directory: Path, names: tuple[str, ...]) -> list[Path]:

@@ -24,6 +24,7 @@ from .base import (
     Source,
     SourceTensor,
     isolated,
+    read_json_object,
     sibling_files,
 )
 
@@ -164,12 +165,7 @@ def read(path: Path) -> Source:
             directory,
             "save_pretrained writes one; copy the model's config.json there",
         )
-    try:
-        config = json.loads(config_path.read_text())
-    except (ValueError, OSError) as exc:
-        raise InputError(f"config.json is not valid JSON ({exc})", config_path) from None
-    if not isinstance(config, dict):
-        raise InputError("config.json does not hold a JSON object", config_path)
+    config = read_json_object(config_path)
     sharded = not (directory / SINGLE_FILE).exists() or path.name == SHARD_INDEX
     weights = directory / (SHARD_INDEX if sharded else SINGLE_FILE)
     stored = isolated(_list_stored, weights, sharded, path=weights)

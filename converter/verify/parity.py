@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import platform
 import time
 from collections.abc import Callable
@@ -11,7 +13,7 @@ from typing import Any
 
 from ..convert import Analysis
 from ..errors import ParityError, UsageError
-from .compare import OutputDiff, compare_outputs
+from .compare import OutputDiff, compare_outputs, uncompared
 from .inputs import make_inputs
 from .runners import TF_RUNNERS, TorchRunner
 
@@ -29,6 +31,7 @@ class ParityResult:
     output: str
     class_name: str
     seconds: dict[str, float] = field(default_factory=dict)
+    not_compared: list[str] = field(default_factory=list)  # outputs the source model lacks
 
     @property
     def max_abs_diff(self) -> float:
@@ -48,6 +51,7 @@ class ParityResult:
             if first is None
             else {"name": first.name, "index": first.index, "description": first.description},
             "outputs": [d.to_dict() for d in self.diffs],
+            "not_compared": self.not_compared,
             "class": self.class_name,
             "source": self.source,
             "output": self.output,
@@ -76,7 +80,7 @@ def _versions() -> dict[str, str]:
 
     from .. import __version__
 
-    return {
+    versions = {
         "tf2pt": __version__,
         "tensorflow": tensorflow.__version__,
         "torch": torch.__version__,
@@ -84,6 +88,10 @@ def _versions() -> dict[str, str]:
         "numpy": numpy.__version__,
         "python": platform.python_version(),
     }
+    for package in ("keras", "keras-hub"):  # the runner of keras-hub sources
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[package] = importlib.metadata.version(package)
+    return versions
 
 
 def run_parity(
@@ -134,4 +142,5 @@ def run_parity(
         output=str(published_as or out_dir),
         class_name=plan.class_name,
         seconds=seconds,
+        not_compared=uncompared(runs),
     )

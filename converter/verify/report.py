@@ -31,6 +31,11 @@ def markdown(result: ParityResult) -> str:
         "- first divergence: "
         + ("none" if first is None else f"`{first.name}` ({first.description})"),
         f"- inputs: batches {result.inputs['batches']}, row lengths {result.inputs['lengths']}",
+        *(
+            [f"- not compared (the source model has no such output): {result.not_compared}"]
+            if result.not_compared
+            else []
+        ),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in result.versions.items()),
         "",
         "| # | output | what | max abs | mean abs | max rel | cosine | argmax | ok |",

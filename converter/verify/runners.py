@@ -21,6 +21,7 @@ from ..errors import ParityError
 from ..plan import Plan
 from ..readers import Source
 from .inputs import Batch
+from .tf1_bert import Tf1BertRunner
 
 Outputs = dict[str, np.ndarray]
 SKIPPED_OUTPUTS = {
@@ -163,6 +164,84 @@ class TorchRunner:
         return ordered_outputs(result, lambda t: t.detach().float().numpy())
 
 
+class KerasHubRunner:
+    """keras-hub itself: the model rebuilt from its own config (or, for a bare `.weights.h5`,
+    from the config the conversion inferred) with the source weights loaded by Keras.
+
+    keras-hub models return only their final output, so the runner reads the embeddings and each
+    encoder layer from the backbone's functional graph. Two head outputs differ in form from
+    PyTorch's and are brought to it without changing what is computed: a classifier's output
+    activation (softmax, …) is left off, since the PyTorch model returns logits; the masked-LM
+    head is asked for every position, so its logits cover the whole sequence.
+    """
+
+    framework = "keras"
+
+    def __init__(self, source: Source, plan: Plan):
+        _quiet_tensorflow()
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        import keras
+        import keras_hub
+
+        keras.utils.set_random_seed(0)
+        self.keras = keras
+        self.head = plan.head
+        model = self._load(source, plan, keras, keras_hub)
+        self.backbone = model if plan.table.heads[plan.head].bare else model.backbone
+        self.task = None if model is self.backbone else model
+        if getattr(self.task, "output_dense", None) is not None:
+            self.task.output_dense.activation = keras.activations.linear
+        layers = [self.backbone.embeddings_layer_norm, *self.backbone.transformer_layers]
+        self.features = keras.Model(self.backbone.input, [layer.output for layer in layers])
+
+    @staticmethod
+    def _load(source: Source, plan: Plan, keras, keras_hub):
+        if source.form == ".keras":
+            return keras.saving.load_model(str(source.path), compile=False)
+        if source.form == "preset":
+            bare = plan.table.heads[plan.head].bare
+            cls = getattr(keras_hub.models, "Backbone" if bare else source.config["task_class"])
+            return cls.from_preset(str(source.path), **({} if bare else {"preprocessor": None}))
+        return _build_from_dims(source, plan, keras_hub)
+
+    def run(self, batch: Batch) -> Outputs:
+        feed = {"token_ids": batch.input_ids, "padding_mask": batch.attention_mask}
+        hidden = [np.asarray(h, dtype=np.float32) for h in self.features(feed, training=False)]
+        outputs = {f"hidden_states[{i}]": h for i, h in enumerate(hidden)}
+        if self.head == "sequence-classification":
+            outputs["logits"] = np.asarray(self.task(feed, training=False), dtype=np.float32)
+        elif self.head == "masked-lm":
+            rows, width = batch.input_ids.shape
+            every_position = np.tile(np.arange(width, dtype=np.int32), (rows, 1))
+            logits = self.task.masked_lm_head(hidden[-1], every_position, training=False)
+            outputs["logits"] = np.asarray(logits, dtype=np.float32)
+        return outputs
+
+
+def _build_from_dims(source: Source, plan: Plan, keras_hub):
+    """A bare `.weights.h5` has no config: build the keras-hub classes the table names with the
+    dimensions the conversion inferred from the weights, then let Keras load the file."""
+    table = plan.table
+    kwargs: dict[str, dict[str, Any]] = {"backbone": {}, "task": {}}
+    for hf_key, entry in table.source_config.items():
+        if entry.key and hf_key in plan.dims:
+            scope, name = entry.key.split(".", 1)
+            kwargs[scope][name] = plan.dims[hf_key] - entry.add
+    backbone_class = next(h.source_class for h in table.heads.values() if h.bare)
+    backbone = getattr(keras_hub.models, backbone_class)(**kwargs["backbone"])
+    head = table.heads[plan.head]
+    if head.bare:
+        model = backbone
+    else:
+        task_kwargs = {k: v for k, v in kwargs["task"].items() if k == "num_classes"}
+        cls = getattr(keras_hub.models, head.source_class)
+        model = cls(backbone=backbone, preprocessor=None, **task_kwargs)
+    model.load_weights(str(source.weight_files[0]))
+    return model
+
+
 TF_RUNNERS: dict[str, Callable[[Source, Plan], Runner]] = {
     "hf-keras": HfKerasTfRunner,
+    "keras-hub": KerasHubRunner,
+    "tf1-checkpoint": Tf1BertRunner,
 }

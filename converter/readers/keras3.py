@@ -1,0 +1,280 @@
+"""Reader for Keras 3 / keras-hub models: `.keras` archives, preset dirs and `.weights.h5` files.
+
+Keras 3 stores each variable at `<attribute path>/vars/<N>`: layers in a list get auto names
+(`transformer_encoder`, `transformer_encoder_1`, …), nested layers keep their attribute names
+(`_self_attention_layer/query_dense`). A keras-hub task holds its backbone as `layers/<x>_backbone`;
+a preset splits the two into `model.weights.h5` (backbone) and `task.weights.h5` (the rest).
+
+Canonical names put every backbone variable under `backbone/` and keep the task's own variables
+(and optimizer slots) at their stored paths, so all three forms name the same weight alike:
+`backbone/layers/transformer_encoder_1/_self_attention_layer/query_dense/vars/0`,
+`layers/dense/vars/0`. Only h5py and zipfile are imported.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..errors import InputError
+from .base import (
+    MALFORMED,
+    TOKENIZER_FILE_NAMES,
+    Index,
+    Source,
+    SourceTensor,
+    isolated,
+    json_object,
+    read_json_object,
+    sibling_files,
+)
+
+LAYOUT = "keras-hub"
+KERAS_SUFFIX = ".keras"
+WEIGHTS_SUFFIX = ".weights.h5"
+ZIP_WEIGHTS = "model.weights.h5"
+ZIP_CONFIG = "config.json"
+PRESET_CONFIG = "config.json"
+PRESET_WEIGHTS = "model.weights.h5"
+PRESET_TASK = "task.json"
+PRESET_TASK_WEIGHTS = "task.weights.h5"
+BACKBONE_SUFFIX = "_backbone"  # keras-hub names every backbone class `<Model>Backbone`
+BACKBONE_ROOT = "backbone/"
+
+
+def _is_preset(path: Path) -> bool:
+    return path.is_dir() and (path / PRESET_CONFIG).is_file() and (path / PRESET_WEIGHTS).exists()
+
+
+def probe(path: Path) -> bool:
+    if path.is_file():
+        return path.name.endswith(WEIGHTS_SUFFIX) or path.suffix == KERAS_SUFFIX
+    return _is_preset(path)
+
+
+def _snake(class_name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", class_name).lower()
+
+
+def model_type_of(backbone_name: str) -> str:
+    """`RobertaBackbone` or `roberta_backbone` → `roberta`."""
+    return _snake(backbone_name).removesuffix(BACKBONE_SUFFIX)
+
+
+# --- weights: listing (in a child process, see `isolated`) and reading ---------------------------
+
+Stored = tuple[str, str, tuple[int, ...], str]  # h5 dataset path, canonical name, shape, dtype
+
+
+def _open_h5(file: Path, member: str | None):
+    """The h5 file, or the h5 member of a `.keras` zip (stored uncompressed, so seeks are cheap)."""
+    if member is None:
+        return h5py.File(file, "r"), None
+    archive = zipfile.ZipFile(file)
+    return h5py.File(archive.open(member), "r"), archive
+
+
+def _backbone_group(h5: h5py.File) -> tuple[str | None, str]:
+    """Where this file keeps the backbone — "" for a backbone's own file, `layers/<x>_backbone`
+    for a task's file, None when it holds none (a preset's task.weights.h5) — and its name."""
+    top = h5.get("vars")
+    top_name = str(top.attrs.get("name", "")) if isinstance(top, h5py.Group) else ""
+    if top_name.endswith(BACKBONE_SUFFIX):
+        return "", top_name
+    layers = h5.get("layers")
+    found = (
+        [n for n in layers if n.endswith(BACKBONE_SUFFIX)] if isinstance(layers, h5py.Group) else []
+    )
+    return (f"layers/{found[0]}", found[0]) if len(found) == 1 else (None, "")
+
+
+Listing = tuple[str, list[Stored]]  # the backbone's name ("" if none), the stored variables
+
+
+def _list_file(file: Path, member: str | None, backbone_only: bool) -> Listing:
+    h5, archive = _open_h5(file, member)
+    try:
+        if not ({"layers", "vars"} & set(h5.keys())):
+            raise InputError(
+                "HDF5 file has no Keras 3 'layers'/'vars' groups, so it was not written by "
+                "Keras 3 save_weights/save",
+                file,
+                "pass a .weights.h5, .keras or keras-hub preset saved by Keras 3",
+            )
+        backbone, backbone_name = ("", "") if backbone_only else _backbone_group(h5)
+        stored: list[Stored] = []
+
+        def visit(name: str, obj) -> None:
+            if not isinstance(obj, h5py.Dataset):
+                return
+            if backbone is not None and (backbone == "" or name.startswith(backbone + "/")):
+                canonical = BACKBONE_ROOT + name.removeprefix(backbone).lstrip("/")
+            else:
+                canonical = name
+            shape = tuple(int(d) for d in obj.shape)
+            stored.append((name, canonical, shape, obj.dtype.str))
+
+        h5.visititems(visit)
+        return backbone_name, stored
+    finally:
+        h5.close()
+        if archive is not None:
+            archive.close()
+
+
+def _list_safely(file: Path, member: str | None, backbone_only: bool) -> Listing:
+    try:
+        return _list_file(file, member, backbone_only)
+    except InputError:
+        raise
+    except MALFORMED as exc:
+        raise InputError(
+            f"malformed Keras weight file ({exc})",
+            file,
+            "the file is truncated or corrupt; re-save it",
+        ) from None
+
+
+class _OpenFiles:
+    """Weight files (and the `.keras` zip) opened once per source, kept open while reading."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[Path, str | None], tuple[h5py.File, Any]] = {}
+
+    def read(self, file: Path, member: str | None, dataset: str, index: Index) -> np.ndarray:
+        key = (file, member)
+        if key not in self._open:
+            self._open[key] = _open_h5(file, member)
+        data = self._open[key][0][dataset]
+        return np.asarray(data[()] if index is None else data[index])
+
+    def close(self) -> None:
+        for h5, archive in self._open.values():
+            h5.close()
+            if archive is not None:
+                archive.close()
+        self._open.clear()
+
+
+# --- configs --------------------------------------------------------------------------------------
+
+
+def _normalise(serialized: dict[str, Any], where: Path) -> dict[str, Any]:
+    """A Keras-serialized task or backbone → {backbone_class, backbone, task_class, task,
+    model_type}: the keys the mapping table's `source_config` refers to."""
+    class_name = str(serialized.get("class_name", ""))
+    config = serialized.get("config")
+    if not isinstance(config, dict):
+        raise InputError(f"Keras config of {class_name or 'the model'} has no 'config'", where)
+    if class_name.endswith("Backbone"):
+        backbone, task, task_class = serialized, {}, ""
+    elif isinstance(config.get("backbone"), dict):
+        backbone, task, task_class = config["backbone"], config, class_name
+    else:
+        raise InputError(
+            f"the model is a {class_name or 'model of unknown class'}, not a keras-hub task or "
+            "backbone",
+            where,
+            "tf2pt converts keras-hub models (e.g. RobertaBackbone, RobertaTextClassifier)",
+        )
+    backbone_class = str(backbone.get("class_name", ""))
+    return {
+        "architectures": [task_class or backbone_class],
+        "backbone_class": backbone_class,
+        "backbone": backbone.get("config") or {},
+        "task_class": task_class,
+        "task": {k: v for k, v in task.items() if k != "backbone"},
+        "model_type": model_type_of(backbone_class),
+    }
+
+
+# --- the three forms ------------------------------------------------------------------------------
+
+
+def _keras_archive(path: Path) -> tuple[dict[str, Any], list[tuple[Path, str | None, bool]]]:
+    if not zipfile.is_zipfile(path):
+        raise InputError(
+            "is not a zip archive, so not a Keras 3 .keras file",
+            path,
+            "the file is truncated or corrupt, or is an older Keras format; re-save it with "
+            "model.save('model.keras')",
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            missing = {ZIP_CONFIG, ZIP_WEIGHTS} - names
+            if missing:
+                raise InputError(f".keras archive lacks {', '.join(sorted(missing))}", path)
+            config = json_object(archive.read(ZIP_CONFIG).decode("utf8"), path)
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"unreadable .keras archive ({exc})", path) from None
+    return _normalise(config, path), [(path, ZIP_WEIGHTS, False)]
+
+
+def _preset(path: Path) -> tuple[dict[str, Any], list[tuple[Path, str | None, bool]]]:
+    backbone = read_json_object(path / PRESET_CONFIG)
+    files: list[tuple[Path, str | None, bool]] = [(path / PRESET_WEIGHTS, None, True)]
+    if (path / PRESET_TASK).is_file():
+        task = read_json_object(path / PRESET_TASK)
+        config = _normalise(task, path / PRESET_TASK)
+        if (path / PRESET_TASK_WEIGHTS).exists():
+            files.append((path / PRESET_TASK_WEIGHTS, None, False))
+    else:
+        config = _normalise(backbone, path / PRESET_CONFIG)
+    return config, files
+
+
+def _bare_weights(path: Path) -> tuple[dict[str, Any], list[tuple[Path, str | None, bool]]]:
+    return {}, [(path, None, False)]
+
+
+FORMS = {"preset": _preset, KERAS_SUFFIX: _keras_archive, WEIGHTS_SUFFIX: _bare_weights}
+
+
+def _form(path: Path) -> str:
+    if path.is_dir():
+        return "preset"
+    return KERAS_SUFFIX if path.suffix == KERAS_SUFFIX else WEIGHTS_SUFFIX
+
+
+def read(path: Path) -> Source:
+    form = _form(path)
+    config, files = FORMS[form](path)
+    files_open = _OpenFiles()
+    tensors: list[SourceTensor] = []
+    for file, member, backbone_only in files:
+        if not file.exists():
+            raise InputError("weight file is missing", file, "restore it from the preset")
+        backbone_name, stored = isolated(_list_safely, file, member, backbone_only, path=file)
+        if form == WEIGHTS_SUFFIX and backbone_name:
+            # A bare .weights.h5 has no config: only its backbone's name says which model it is.
+            config = {"model_type": model_type_of(backbone_name)}
+        where = f"{file.name}!{member}" if member else file.name
+        tensors += [
+            SourceTensor(
+                name=name,
+                shape=shape,
+                dtype=np.dtype(dtype),
+                read=partial(files_open.read, file, member, dataset),
+                origin=f"{where}:{dataset}",
+            )
+            for dataset, name, shape, dtype in stored
+        ]
+    directory = path if path.is_dir() else path.parent
+    return Source(
+        path=path,
+        layout=LAYOUT,
+        config=config,
+        config_path=None if form == WEIGHTS_SUFFIX else path,
+        tensors=tensors,
+        weight_files=[file for file, _, _ in files],
+        tokenizer_files=sibling_files(directory, TOKENIZER_FILE_NAMES),
+        close=files_open.close,
+        form=form,
+    )

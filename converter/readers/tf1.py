@@ -1,0 +1,164 @@
+"""Reader for TF1 checkpoints in the google-research/bert layout (`model.ckpt-N.index` + `.data-*`).
+
+Also BioBERT, SciBERT and the Chinese "RoBERTa" checkpoints (roberta_zh, chinese-roberta-wwm-ext),
+which are BERT-layout. Variable names are used as stored (`bert/encoder/layer_3/…/kernel`,
+`…/adam_m`). TensorFlow's checkpoint reader is the only way to read the tensor bundle, so TF is
+imported here, lazily, and only for this layout. `bert_config.json` is the source config.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .base import (
+    MALFORMED,
+    TOKENIZER_FILE_NAMES,
+    Index,
+    Source,
+    SourceTensor,
+    read_json_object,
+    sibling_files,
+)
+
+LAYOUT = "tf1-checkpoint"
+INDEX_SUFFIX = ".index"
+CONFIG_NAMES = ("bert_config.json", "config.json")
+DATA_SHARD = re.compile(r"\.data-(\d{5})-of-(\d{5})$")
+
+
+def _step(prefix: Path) -> int:
+    m = re.search(r"-(\d+)$", prefix.name)
+    return int(m.group(1)) if m else -1
+
+
+def _prefix(path: Path) -> Path | None:
+    """The checkpoint prefix (`…/model.ckpt-1000`) that `path` names, if any."""
+    if path.name.endswith(INDEX_SUFFIX) and path.is_file():
+        return path.with_name(path.name.removesuffix(INDEX_SUFFIX))
+    if path.with_name(path.name + INDEX_SUFFIX).is_file():
+        return path
+    if path.is_dir():
+        prefixes = [p.with_name(p.name.removesuffix(INDEX_SUFFIX)) for p in path.glob("*.index")]
+        prefixes = [p for p in prefixes if "ckpt" in p.name]
+        return max(prefixes, key=lambda p: (_step(p), p.name)) if prefixes else None
+    if DATA_SHARD.search(path.name) and path.is_file():
+        return path.with_name(DATA_SHARD.sub("", path.name))
+    return None
+
+
+def probe(path: Path) -> bool:
+    return _prefix(path) is not None
+
+
+def _data_shards(prefix: Path) -> list[Path]:
+    """The `.data-0000k-of-0000n` files; all n of them must be there."""
+    found = sorted(prefix.parent.glob(prefix.name + ".data-*-of-*"))
+    if not found:
+        raise InputError(
+            f"the checkpoint's data file ({prefix.name}.data-00000-of-0000N) is missing",
+            prefix.with_name(prefix.name + INDEX_SUFFIX),
+            "the .index file only lists the variables; copy the .data-* file(s) next to it",
+        )
+    m = DATA_SHARD.search(found[0].name)
+    total = int(m.group(2)) if m else 1
+    expected = [
+        prefix.with_name(f"{prefix.name}.data-{i:05d}-of-{total:05d}") for i in range(total)
+    ]
+    missing = [p for p in expected if not p.exists()]
+    if missing:
+        raise InputError(
+            f"{len(missing)} of the checkpoint's {total} data shards are missing, e.g. "
+            f"{missing[0].name}",
+            prefix.parent,
+            "copy every .data-* shard next to the .index file",
+        )
+    return expected
+
+
+def _config(directory: Path) -> tuple[dict, Path]:
+    for name in CONFIG_NAMES:
+        path = directory / name
+        if path.is_file():
+            return read_json_object(path), path
+    raise InputError(
+        "no bert_config.json next to the TF1 checkpoint",
+        directory,
+        "google-research/bert checkpoints ship one; copy it next to the .index file",
+    )
+
+
+class _Bundle:
+    """The checkpoint opened with TF's reader, once, on first use."""
+
+    def __init__(self, prefix: Path) -> None:
+        self.prefix = prefix
+        self._reader = None
+
+    def reader(self):
+        if self._reader is None:
+            from ..tf_import import tensorflow
+
+            tf = tensorflow()
+            try:
+                self._reader = tf.train.load_checkpoint(str(self.prefix))
+            except (tf.errors.OpError, IndexError, *MALFORMED) as exc:
+                raise InputError(
+                    f"TensorFlow cannot open the checkpoint ({_first_line(exc)})",
+                    self.prefix.with_name(self.prefix.name + INDEX_SUFFIX),
+                    "the .index or .data files are truncated or corrupt",
+                ) from None
+        return self._reader
+
+    def read(self, name: str, index: Index) -> np.ndarray:
+        from ..tf_import import tensorflow
+
+        tf = tensorflow()
+        try:
+            array = np.asarray(self.reader().get_tensor(name))
+        except (tf.errors.OpError, IndexError, *MALFORMED) as exc:  # bundle errors, translated
+            raise InputError(
+                f"cannot read variable '{name}' ({_first_line(exc)})",
+                self.prefix,
+                "the checkpoint's data file is truncated or corrupt",
+            ) from None
+        return array if index is None else np.ascontiguousarray(array[index])
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+
+
+def read(path: Path) -> Source:
+    prefix = _prefix(path)
+    assert prefix is not None, "read() called on a path probe() rejected"
+    shards = _data_shards(prefix)
+    config, config_path = _config(prefix.parent)
+    bundle = _Bundle(prefix)
+    reader = bundle.reader()
+    shapes = reader.get_variable_to_shape_map()
+    dtypes = reader.get_variable_to_dtype_map()
+    tensors = [
+        SourceTensor(
+            name=name,
+            shape=tuple(int(d) for d in shapes[name]),
+            dtype=np.dtype(dtypes[name].as_numpy_dtype),
+            read=partial(bundle.read, name),
+            origin=f"{prefix.name}:{name}",
+        )
+        for name in sorted(shapes)
+    ]
+    return Source(
+        path=path,
+        layout=LAYOUT,
+        config=config,
+        config_path=config_path,
+        tensors=tensors,
+        weight_files=[prefix.with_name(prefix.name + INDEX_SUFFIX), *shards],
+        tokenizer_files=sibling_files(prefix.parent, TOKENIZER_FILE_NAMES),
+        form=prefix.name,
+    )
