@@ -255,6 +255,54 @@ def summarize_cmd(out_dir, sources):
         )
 
 
+@cli.command("doctor")
+@click.argument("ckpt", type=click.Path(path_type=Path))
+@click.option(
+    "--model",
+    type=click.Path(path_type=Path),
+    help="Model dir or config.json to load into (default: the config.json beside CKPT).",
+)
+@click.option("--arch", help="Architecture, when there is no config (roberta, bert, …).")
+@click.option("--head", help="Model head (default: the config's class, else the best fit).")
+@click.option("--num-labels", type=int, help="Build the model with this many labels.")
+@click.option("--drop-head", is_flag=True, help="Re-initialise a head that does not fit.")
+@click.option(
+    "--fix",
+    "fix_out",
+    type=click.Path(path_type=Path),
+    help="Write the repaired checkpoint to this save_pretrained-style directory.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing --fix directory.")
+@click.option("--max-shard-size", default="5GB", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON.")
+def doctor_cmd(
+    ckpt, model, arch, head, num_labels, drop_head, fix_out, force, max_shard_size, as_json
+):
+    """Explain why the PyTorch checkpoint CKPT does (not) load cleanly into a transformers
+    model, and with --fix write a repaired copy. Exit 0 when it loads (as is or after
+    repair), 1 when it cannot load without losing weights."""
+    from .doctor import examine
+    from .doctor.diagnose import LOSSY
+    from .doctor.fix import REPORT_FILE, write_fixed
+    from .doctor.report import render
+
+    max_shard_bytes = _size(max_shard_size)
+    found = examine(ckpt, model, arch, head, num_labels, drop_head)
+    diagnosis = found.diagnosis
+    if as_json:
+        _print_json(diagnosis.to_dict())
+    else:
+        for line in render(diagnosis):
+            click.echo(line)
+    if fix_out is not None:
+        files = write_fixed(
+            found.checkpoint, found.target, diagnosis, fix_out, force, max_shard_bytes
+        )
+        _say(f"wrote {fix_out} ({len(files)} files; report: {fix_out / REPORT_FILE})")
+    elif diagnosis.verdict == LOSSY:
+        sys.exit(1)
+
+
 @cli.command("archs")
 def archs_cmd():
     """List the mapping tables: architecture, source layout and heads."""

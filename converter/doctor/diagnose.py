@@ -1,0 +1,266 @@
+"""Why a PyTorch checkpoint does (not) load into a transformers model, key by key.
+
+Every checkpoint key ends in one bucket — loads as is, loads after declared repairs, shape
+mismatch (with what it means), or unexpected — and every model key is produced, tied, explicitly
+re-initialised (`--drop-head`) or missing (would stay random). The repairs are data
+(mappings/doctor/repairs.yaml); this module only searches them, fewest first.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from typing import Any
+
+import yaml
+
+from ..errors import MappingTableError
+from ..mapping import load_table, table_names, tables_dir
+from ..ops import Op, OpShapeError, chain_shape
+from .checkpoint import Checkpoint
+from .target import Target
+
+MAX_REPAIRS_PER_KEY = 3
+REPAIR_KINDS = {"strip_prefix", "add_prefix", "rename_suffix", "tf_table"}
+
+CLEAN = "loads cleanly"
+REPAIRED = "loads after repair"
+LOSSY = "cannot load without losing weights"
+
+
+@dataclass(frozen=True)
+class Repair:
+    name: str
+    kind: str
+    reason: str
+    prefix: str = ""
+    old: str = ""
+    new: str = ""
+    normalise: tuple[str, ...] = ()  # regexes removed from a key before a table matches it
+
+
+@dataclass(frozen=True)
+class RepairBook:
+    repairs: tuple[Repair, ...]
+    containers: tuple[str, ...]
+    infer_config: dict[str, Any]
+
+
+@cache
+def load_repairs() -> RepairBook:
+    path = tables_dir() / "doctor" / "repairs.yaml"
+    data = yaml.safe_load(path.read_text())
+    repairs = []
+    for i, r in enumerate(data.get("repairs") or []):
+        if r.get("kind") not in REPAIR_KINDS or not r.get("name") or not r.get("reason"):
+            raise MappingTableError(f"{path}: repairs[{i}] needs name, reason and a known kind")
+        repairs.append(
+            Repair(
+                r["name"],
+                r["kind"],
+                r["reason"],
+                r.get("prefix", ""),
+                r.get("from", ""),
+                r.get("to", ""),
+                tuple(r.get("normalise") or ()),
+            )
+        )
+    return RepairBook(
+        tuple(repairs), tuple(data.get("containers") or ()), dict(data.get("infer_config") or {})
+    )
+
+
+def _tf_rules(target: Target) -> list[tuple[Any, Any, tuple[Op, ...]]]:
+    """(src pattern, dst pattern, ops) from the conversion tables of the target's architecture."""
+    model_type = str(target.config.get("model_type"))
+    rules = []
+    for name in table_names():
+        table = load_table(name)
+        if model_type in (table.architecture, *table.model_types) and table.layout != "keras-hub":
+            rules += [(r.src, r.dst, r.ops) for g in table.groups.values() for r in g.rules]
+    return rules
+
+
+def _apply(repair: Repair, key: str, base: str, tf_rules) -> tuple[str, tuple[Op, ...]] | None:
+    prefix = repair.prefix.replace("{base}", base)
+    if repair.kind == "strip_prefix":
+        return (key.removeprefix(prefix), ()) if key.startswith(prefix) else None
+    if repair.kind == "add_prefix":
+        return (prefix + key, ()) if not key.startswith(prefix) else None
+    if repair.kind == "rename_suffix":
+        return (key.removesuffix(repair.old) + repair.new, ()) if key.endswith(repair.old) else None
+    for pattern in repair.normalise:  # tf_table
+        key = re.sub(pattern, "", key)
+    for src, dst, ops in tf_rules:
+        values = src.match(key)
+        if values is not None:
+            return dst.fill(values), ops
+    return None
+
+
+@dataclass
+class KeyFate:
+    key: str  # checkpoint key
+    shape: list[int]
+    fate: str  # as-is | repaired | tied | mismatched | unexpected | dropped
+    target: str = ""
+    repairs: list[str] = field(default_factory=list)
+    ops: list[str] = field(default_factory=list)
+    meaning: str = ""
+
+
+@dataclass
+class Diagnosis:
+    checkpoint: str
+    class_name: str
+    keys: list[KeyFate]
+    missing: list[str]  # model keys nothing fills (would be randomly initialised)
+    reinitialised: list[str]  # model keys --drop-head fills with fresh random values
+    tied: list[str]
+    repairs_used: dict[str, str]  # repair name → reason
+    notes: list[str]
+    choices: dict[str, Any]  # the explicit flags, recorded
+    ops: dict[str, tuple[Op, ...]] = field(default_factory=dict, repr=False)
+    missing_head_only: bool = False  # every missing key belongs to the task head
+
+    @property
+    def verdict(self) -> str:
+        fates = Counter(k.fate for k in self.keys)
+        if fates["mismatched"] or fates["unexpected"] or self.missing:
+            return LOSSY
+        if fates["repaired"] or self.reinitialised or fates["dropped"] or self.choices:
+            return REPAIRED
+        return CLEAN
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checkpoint": self.checkpoint,
+            "class": self.class_name,
+            "verdict": self.verdict,
+            "counts": dict(Counter(k.fate for k in self.keys)),
+            "keys": [asdict(k) for k in self.keys],
+            "missing": self.missing,
+            "missing_by_layer": missing_by_layer(self.missing),
+            "reinitialised": self.reinitialised,
+            "tied": self.tied,
+            "repairs_used": self.repairs_used,
+            "notes": self.notes,
+            "choices": self.choices,
+        }
+
+
+def missing_by_layer(missing: list[str]) -> dict[str, int]:
+    """ "encoder layer 3" → how many of its parameters are missing, and so on."""
+    groups: Counter[str] = Counter()
+    for key in missing:
+        m = re.search(r"\.layer\.(\d+)\.", key)
+        groups[f"encoder layer {m.group(1)}" if m else key.rsplit(".", 1)[0]] += 1
+    return dict(groups)
+
+
+def _meaning(key: str, got: tuple[int, ...], want: tuple[int, ...], target: Target) -> str:
+    labels = len(target.config.get("id2label") or {}) or target.config.get("num_labels")
+    if target.is_head(key) and got[1:] == want[1:] and want[:1] == (labels,):
+        return (
+            f"{key.rsplit('.', 1)[0]}: checkpoint has {got[0]} labels, model has {want[0]} — "
+            f"pass --num-labels {got[0]} or re-initialise the head with --drop-head"
+        )
+    if key.endswith("word_embeddings.weight") and got[1:] == want[1:]:
+        return (
+            f"vocabulary differs: checkpoint has {got[0]} tokens, model {want[0]} — use the "
+            "checkpoint's config (vocab_size) or resize the embeddings before training"
+        )
+    if tuple(reversed(got)) == want and got != want:
+        return f"stored transposed ({list(got)}): a TF/Keras kernel saved without its transpose"
+    return f"checkpoint {list(got)} vs model {list(want)}"
+
+
+def _candidates(key: str, book: RepairBook, base: str, tf_rules):
+    """(model key, repairs used, ops), fewest repairs first, in the book's order."""
+    for size in range(1, MAX_REPAIRS_PER_KEY + 1):
+        for combo in itertools.combinations(book.repairs, size):
+            current, ops, ok = key, (), True
+            for repair in combo:
+                step = _apply(repair, current, base, tf_rules)
+                if step is None:
+                    ok = False
+                    break
+                current, ops = step[0], ops + step[1]
+            if ok:
+                yield current, [r.name for r in combo], ops
+
+
+def _match(name: str, shape, target: Target, book: RepairBook, tf_rules, taken):
+    """(fate, ops): the model key a checkpoint key fills, as is or after the fewest repairs."""
+    if name in target.params and name not in taken:
+        hit = (name, [], ())
+    else:
+        candidates = _candidates(name, book, target.base_prefix, tf_rules)
+        hit = next((c for c in candidates if c[0] in target.params and c[0] not in taken), None)
+    if hit is None:
+        return KeyFate(name, list(shape), "unexpected"), ()
+    dst, repairs, key_ops = hit
+    fate = KeyFate(name, list(shape), "repaired" if repairs else "as-is", dst, repairs)
+    fate.ops = [o.describe() for o in key_ops]
+    try:
+        got = chain_shape(key_ops, tuple(shape))
+    except OpShapeError:
+        got = tuple(shape)
+    want = target.params[dst]
+    if got != want:
+        fate.fate, fate.meaning = "mismatched", _meaning(dst, got, want, target)
+    elif dst in target.tied:
+        fate.fate = "tied"
+        fate.meaning = f"tied to {target.tied[dst]}: the model keeps that tensor's values"
+    return fate, key_ops
+
+
+def _in_base(name: str, target: Target) -> bool:
+    return f"{target.base_prefix}." in name or not target.has_head
+
+
+def diagnose(
+    checkpoint: Checkpoint, target: Target, drop_head: bool, choices: dict[str, Any]
+) -> Diagnosis:
+    book = load_repairs()
+    tf_rules = _tf_rules(target) if any(r.kind == "tf_table" for r in book.repairs) else []
+    taken: dict[str, str] = {}  # model key → checkpoint key filling it
+    ops: dict[str, tuple[Op, ...]] = {}
+    used: dict[str, str] = {}
+    fates: list[KeyFate] = []
+    # Keys that load as they are claim their model keys first, so a repair never steals one.
+    for name in sorted(checkpoint.tensors, key=lambda n: (n not in target.params, n)):
+        fate, key_ops = _match(name, checkpoint.tensors[name].shape, target, book, tf_rules, taken)
+        if drop_head and fate.fate == "mismatched" and target.is_head(fate.target):
+            fate.fate = "dropped"
+        if drop_head and fate.fate == "unexpected" and not _in_base(name, target):
+            fate.fate, fate.meaning = "dropped", "a head parameter the model does not have"
+        if fate.fate in ("as-is", "repaired", "tied"):
+            taken[fate.target] = name
+            ops[name] = key_ops
+            used |= {r.name: r.reason for r in book.repairs if r.name in fate.repairs}
+        fates.append(fate)
+    unfilled = [k for k in target.params if k not in taken and k not in target.tied]
+    reinit = [k for k in unfilled if drop_head and target.is_head(k)]
+    missing = [k for k in unfilled if k not in reinit]
+    for fate in fates:
+        if fate.fate == "unexpected":
+            near = difflib.get_close_matches(fate.key, missing, n=1, cutoff=0.5)
+            fate.meaning = f"closest missing model key: {near[0]}" if near else ""
+    return Diagnosis(
+        checkpoint=str(checkpoint.path),
+        class_name=target.class_name,
+        keys=sorted(fates, key=lambda f: f.key),
+        missing=missing,
+        reinitialised=reinit,
+        tied=sorted(target.tied),
+        repairs_used={n: r.replace("{base}", target.base_prefix) for n, r in used.items()},
+        notes=checkpoint.notes + target.notes,
+        choices=choices,
+        ops=ops,
+        missing_head_only=bool(missing) and all(target.is_head(k) for k in missing),
+    )
