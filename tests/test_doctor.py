@@ -282,6 +282,23 @@ def test_a_deleted_layer_is_lossy_names_the_layer_and_fix_refuses(classifier, tm
         assert _nothing_written(out_dir)
 
 
+def test_an_old_position_ids_buffer_is_ignored_with_its_reason(classifier, tmp_path):
+    """transformers < 4.31 saved `embeddings.position_ids`; it is an arange, not a weight."""
+    model, directory = classifier
+    state = dict(model.state_dict())
+    positions = TINY["max_position_embeddings"]
+    state["roberta.embeddings.position_ids"] = torch.arange(positions).expand((1, -1)).clone()
+    torch.save(state, tmp_path / "old.bin")
+    report = _diagnosis(tmp_path / "old.bin", "--model", directory)
+    assert report["verdict"] == "loads after repair"
+    (fate,) = [k for k in report["keys"] if k["fate"] == "ignored"]
+    assert fate["key"] == "roberta.embeddings.position_ids" and "not a weight" in fate["meaning"]
+    code, _, err = _doctor(tmp_path / "old.bin", "--model", directory, "--fix", tmp_path / "fixed")
+    assert code == 0, err
+    fixed = _load_strictly(tmp_path / "fixed", "RobertaForSequenceClassification")
+    assert torch.equal(_outputs(fixed), _outputs(model))
+
+
 def test_a_transposed_kernel_is_explained(classifier, tmp_path):
     model, directory = classifier
     state = dict(model.state_dict())

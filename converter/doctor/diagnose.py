@@ -44,8 +44,15 @@ class Repair:
 
 
 @dataclass(frozen=True)
+class Ignore:
+    pattern: re.Pattern
+    reason: str
+
+
+@dataclass(frozen=True)
 class RepairBook:
     repairs: tuple[Repair, ...]
+    ignore: tuple[Ignore, ...]
     containers: tuple[str, ...]
     infer_config: dict[str, Any]
 
@@ -69,8 +76,17 @@ def load_repairs() -> RepairBook:
                 tuple(r.get("normalise") or ()),
             )
         )
+    try:
+        ignore = tuple(
+            Ignore(re.compile(i["pattern"]), i["reason"]) for i in data.get("ignore") or []
+        )
+    except (KeyError, TypeError, re.error) as exc:
+        raise MappingTableError(f"{path}: bad ignore entry ({exc})") from None
     return RepairBook(
-        tuple(repairs), tuple(data.get("containers") or ()), dict(data.get("infer_config") or {})
+        tuple(repairs),
+        ignore,
+        tuple(data.get("containers") or ()),
+        dict(data.get("infer_config") or {}),
     )
 
 
@@ -106,7 +122,7 @@ def _apply(repair: Repair, key: str, base: str, tf_rules) -> tuple[str, tuple[Op
 class KeyFate:
     key: str  # checkpoint key
     shape: list[int]
-    fate: str  # as-is | repaired | tied | mismatched | unexpected | dropped
+    fate: str  # as-is | repaired | tied | ignored | mismatched | unexpected | dropped
     target: str = ""
     repairs: list[str] = field(default_factory=list)
     ops: list[str] = field(default_factory=list)
@@ -132,9 +148,8 @@ class Diagnosis:
         fates = Counter(k.fate for k in self.keys)
         if fates["mismatched"] or fates["unexpected"] or self.missing:
             return LOSSY
-        if fates["repaired"] or self.reinitialised or fates["dropped"] or self.choices:
-            return REPAIRED
-        return CLEAN
+        changes = fates["repaired"] + fates["ignored"] + fates["dropped"] + len(self.reinitialised)
+        return REPAIRED if changes or self.choices else CLEAN
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -234,6 +249,11 @@ def diagnose(
     fates: list[KeyFate] = []
     # Keys that load as they are claim their model keys first, so a repair never steals one.
     for name in sorted(checkpoint.tensors, key=lambda n: (n not in target.params, n)):
+        shape = list(checkpoint.tensors[name].shape)
+        ignored = next((i for i in book.ignore if i.pattern.search(name)), None)
+        if ignored is not None and name not in target.params:
+            fates.append(KeyFate(name, shape, "ignored", meaning=ignored.reason))
+            continue
         fate, key_ops = _match(name, checkpoint.tensors[name].shape, target, book, tf_rules, taken)
         if drop_head and fate.fate == "mismatched" and target.is_head(fate.target):
             fate.fate = "dropped"

@@ -46,6 +46,7 @@ def render(diagnosis: Diagnosis) -> list[str]:
     lines.append(f"  as-is       {len(by_fate['as-is'])} key(s) load unchanged")
     lines += _repaired(by_fate["repaired"], diagnosis.repairs_used)
     lines += [f"  tied        {f.key}: {f.meaning}" for f in by_fate["tied"]]
+    lines += [f"  ignored     {f.key}: {f.meaning}" for f in by_fate["ignored"]]
     lines += [
         f"  mismatched  {f.key} {_shape(f.shape)} → {f.target}: {f.meaning}"
         for f in by_fate["mismatched"]
