@@ -263,6 +263,33 @@ def test_drop_head_reinitialises_only_the_mismatched_head_and_records_it(
     assert fixed.classifier.out_proj.weight.std() > 0  # drawn by the model's init, not zeros
 
 
+def test_a_pretraining_pooler_has_no_place_in_a_masked_lm_unless_dropped(tmp_path):
+    model = _roberta("RobertaForMaskedLM", seed=5)
+    model.save_pretrained(tmp_path / "mlm")
+    state = dict(model.state_dict())
+    hidden = TINY["hidden_size"]
+    state["roberta.pooler.dense.weight"] = torch.randn(hidden, hidden)
+    state["roberta.pooler.dense.bias"] = torch.randn(hidden)
+    save_file({k: v.clone() for k, v in state.items()}, tmp_path / "pretrained.safetensors")
+    args = (tmp_path / "pretrained.safetensors", "--model", tmp_path / "mlm")
+    report = _diagnosis(*args)
+    assert report["verdict"] == "cannot load without losing weights"
+    assert {k["key"] for k in report["keys"] if k["fate"] == "unexpected"} == {
+        "roberta.pooler.dense.weight",
+        "roberta.pooler.dense.bias",
+    }
+    assert {k["key"] for k in report["keys"] if k["fate"] == "tied"} == {
+        "lm_head.decoder.weight",
+        "lm_head.decoder.bias",
+    }
+    code, _, err = _doctor(*args, "--drop-head", "--fix", tmp_path / "fixed")
+    assert code == 0, err
+    fixed = _load_strictly(tmp_path / "fixed", "RobertaForMaskedLM")
+    assert torch.equal(_outputs(fixed), _outputs(model))
+    report = json.loads((tmp_path / "fixed" / "doctor_report.json").read_text())
+    assert report["counts"]["dropped"] == 2 and report["reinitialised"] == []
+
+
 def test_a_deleted_layer_is_lossy_names_the_layer_and_fix_refuses(classifier, tmp_path):
     model, directory = classifier
     state = {k: v for k, v in model.state_dict().items() if ".layer.1." not in k}

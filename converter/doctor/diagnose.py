@@ -53,6 +53,7 @@ class Ignore:
 class RepairBook:
     repairs: tuple[Repair, ...]
     ignore: tuple[Ignore, ...]
+    drop_with_head: tuple[re.Pattern, ...]
     containers: tuple[str, ...]
     infer_config: dict[str, Any]
 
@@ -80,11 +81,13 @@ def load_repairs() -> RepairBook:
         ignore = tuple(
             Ignore(re.compile(i["pattern"]), i["reason"]) for i in data.get("ignore") or []
         )
+        droppable = tuple(re.compile(p) for p in data.get("drop_with_head") or [])
     except (KeyError, TypeError, re.error) as exc:
-        raise MappingTableError(f"{path}: bad ignore entry ({exc})") from None
+        raise MappingTableError(f"{path}: bad ignore or drop_with_head entry ({exc})") from None
     return RepairBook(
         tuple(repairs),
         ignore,
+        droppable,
         tuple(data.get("containers") or ()),
         dict(data.get("infer_config") or {}),
     )
@@ -234,8 +237,13 @@ def _match(name: str, shape, target: Target, book: RepairBook, tf_rules, taken):
     return fate, key_ops
 
 
-def _in_base(name: str, target: Target) -> bool:
-    return f"{target.base_prefix}." in name or not target.has_head
+def _droppable(name: str, target: Target, book: RepairBook) -> str:
+    """Why --drop-head may discard this unplaceable key ("" if it may not)."""
+    if any(p.search(name) for p in book.drop_with_head):
+        return f"{target.class_name} has no such module (--drop-head)"
+    if target.has_head and f"{target.base_prefix}." not in name:
+        return "a head parameter the model does not have (--drop-head)"
+    return ""
 
 
 def diagnose(
@@ -257,8 +265,9 @@ def diagnose(
         fate, key_ops = _match(name, checkpoint.tensors[name].shape, target, book, tf_rules, taken)
         if drop_head and fate.fate == "mismatched" and target.is_head(fate.target):
             fate.fate = "dropped"
-        if drop_head and fate.fate == "unexpected" and not _in_base(name, target):
-            fate.fate, fate.meaning = "dropped", "a head parameter the model does not have"
+            fate.meaning = "does not fit the model's head, which is re-initialised (--drop-head)"
+        if drop_head and fate.fate == "unexpected" and (why := _droppable(name, target, book)):
+            fate.fate, fate.meaning = "dropped", why
         if fate.fate in ("as-is", "repaired", "tied"):
             taken[fate.target] = name
             ops[name] = key_ops

@@ -56,7 +56,7 @@ def render(diagnosis: Diagnosis) -> list[str]:
         lines.append(f"  unexpected  {fate.key} {_shape(fate.shape)}: nothing in the model{near}")
     for fate in by_fate["dropped"]:
         why = f": {fate.meaning}" if fate.meaning else ""
-        lines.append(f"  dropped     {fate.key} {_shape(fate.shape)} (--drop-head){why}")
+        lines.append(f"  dropped     {fate.key} {_shape(fate.shape)}{why}")
     if diagnosis.missing:
         where = ", ".join(f"{g} ({n})" for g, n in missing_by_layer(diagnosis.missing).items())
         lines.append(
