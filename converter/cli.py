@@ -16,6 +16,7 @@ from .convert import Analysis, ConvertOptions, analyse, convert, open_with_table
 from .errors import BatchError, InputError, Tf2ptError, UsageError
 from .mapping import load_table, table_names
 from .plan import accounting_table
+from .writer import json_text
 
 ATOL_DEFAULT = 1e-5
 SIZE_UNITS = {
@@ -42,7 +43,7 @@ def _size(text: str) -> int:
 
 
 def _print_json(data: object) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
+    click.echo(json_text(data))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -105,8 +106,6 @@ def convert_cmd(
     )
     verify = None if no_verify else _parity_hook(atol, texts, out)
     result = convert(src, out, options, progress=_say, verify=verify)
-    for warning in result.warnings:
-        _say(f"warning: {warning}")
     if as_json:
         _print_json(result.report)
     counts = result.report["counts"]

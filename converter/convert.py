@@ -236,6 +236,8 @@ def convert(
             files = write_model(staged.path, jobs, options.max_shard_bytes)
         finally:
             source.close()
+        for warning in warnings:  # said before parity, which may fail because of them
+            progress(f"warning: {warning}")
         write_json(staged.path / "config.json", config)
         for f in source.tokenizer_files + source.extra_files:
             shutil.copyfile(f, staged.path / f.name)

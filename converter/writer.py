@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import struct
@@ -124,8 +125,23 @@ def write_model(directory: Path, jobs: list[TensorJob], max_shard_bytes: int) ->
     return [*names, INDEX_FILE]
 
 
+def _strict(data: object) -> object:
+    """NaN/Inf become null: JSON has no such numbers, and other readers reject Python's NaN."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: _strict(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_strict(v) for v in data]
+    return data
+
+
+def json_text(data: object) -> str:
+    return json.dumps(_strict(data), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
+
+
 def write_json(path: Path, data: object) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    path.write_text(json_text(data) + "\n")
 
 
 class StagedOutput:

@@ -121,6 +121,50 @@ def test_nan_weights_are_warned_about_and_converted_faithfully(tmp_path, tf_chec
     assert report["warnings"]
 
 
+def _not_json(constant: str):
+    raise AssertionError(f"{constant} is not JSON")
+
+
+def test_nan_weights_fail_verification_by_name(tmp_path, tf_checkpoints):
+    import h5py
+
+    src = copy_tree(tf_checkpoints["sequence-classification"], tmp_path / "src")
+    with h5py.File(src / "tf_model.h5", "r+") as h5:
+        name = "classifier/tf_roberta_for_sequence_classification/classifier/out_proj/bias:0"
+        values = h5[name][()]
+        values[0] = float("inf")
+        h5[name][...] = values
+    out = tmp_path / "out"
+    code, _, err = run_cli(["convert", str(src), str(out)])
+    assert code == 1
+    assert "warning: classifier/out_proj/bias: 1 NaN/Inf value(s)" in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"tf2pt: error: {out}: parity failed: logits (head output (logits))")
+    assert "NaN/Inf" in last
+    parity = json.loads((out / "parity_report.json").read_text(), parse_constant=_not_json)
+    (logits,) = [d for d in parity["outputs"] if d["name"] == "logits"]
+    assert logits["nonfinite"] > 0 and not logits["passed"]
+
+
+def test_a_pytorch_checkpoint_is_refused_unread_and_pointed_to_doctor(tmp_path):
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (os.mkdir, (str(tmp_path / "ran"),))
+
+    with open(tmp_path / "pytorch_model.bin", "wb") as fh:
+        pickle.dump({"w": Payload()}, fh)
+    (tmp_path / "config.json").write_text('{"model_type": "roberta"}')
+    for src in (tmp_path / "pytorch_model.bin", tmp_path):
+        code, _, err = run_cli(["convert", str(src), str(tmp_path / "out"), "--no-verify"])
+        assert code == 2
+        last = err.strip().splitlines()[-1]
+        assert last.startswith(f"tf2pt: error: {src}: is already a PyTorch checkpoint")
+        assert f"tf2pt doctor {src}" in last
+    assert not (tmp_path / "ran").exists() and not (tmp_path / "out").exists()
+
+
 def test_interrupt_mid_conversion_leaves_no_output(tmp_path, tf_checkpoints, monkeypatch):
     from converter import convert as convert_module
 

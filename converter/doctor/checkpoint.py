@@ -8,6 +8,7 @@ containers, so a malicious or code-carrying file is an input error, not code tha
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +114,10 @@ def _pickled(files: list[Path], containers: tuple[str, ...], notes: list[str]):
     tensors = {}
     for file in files:
         try:
-            obj = torch.load(str(file), map_location="cpu", weights_only=True)
+            # mmap keeps the tensors on disk until --fix reads them, one at a time; only the
+            # zip format (torch.save's default since 1.6) allows it
+            mmap = zipfile.is_zipfile(file)
+            obj = torch.load(str(file), map_location="cpu", weights_only=True, mmap=mmap)
         except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
             raise InputError(

@@ -43,21 +43,33 @@ READERS: tuple[ReaderEntry, ...] = (
 )
 
 
+def _holds_pytorch_weights(path: Path) -> bool:
+    """A save_pretrained PyTorch dir (asked only once no reader has claimed the path)."""
+    names = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+    return path.is_dir() and any((path / n).is_file() for n in names)
+
+
+def _already_pytorch(path: Path) -> InputError:
+    return InputError(
+        "is already a PyTorch checkpoint, not a TensorFlow/Keras one",
+        path,
+        "convert the TF checkpoint it came from; if it does not load into transformers, "
+        f"tf2pt doctor {path} explains why (it never unpickles anything unsafe)",
+    )
+
+
 def open_source(path: str | Path) -> Source:
     """Detect the source layout of `path` and read its tensor list (no tensor data yet)."""
     path = Path(path)
     if not path.exists() and not tf1.probe(path):  # a TF1 prefix names no file itself
         raise InputError("no such file or directory", path)
-    if path.suffix in PICKLE_SUFFIXES:
-        raise InputError(
-            "is a PyTorch pickle, not a TensorFlow/Keras checkpoint; tf2pt never unpickles input",
-            path,
-            "convert the TF checkpoint it came from, or load it with "
-            "torch.load(weights_only=True) yourself",
-        )
+    if path.suffix in PICKLE_SUFFIXES + (".safetensors",):
+        raise _already_pytorch(path)
     for entry in READERS:
         if entry.probe(path):
             return entry.read(path)
+    if _holds_pytorch_weights(path):  # only when no TF weights sit beside them
+        raise _already_pytorch(path)
     if path.is_dir() and not any(path.iterdir()):
         raise InputError("directory is empty", path, "point at a checkpoint directory or file")
     if path.is_dir() and (path / "config.json").exists():

@@ -64,6 +64,14 @@ class ParityResult:
         first = self.first_divergence
         if first is None:
             return None
+        if first.nonfinite:
+            return ParityError(
+                f"parity failed: {first.name} ({first.description}) holds {first.nonfinite} "
+                "NaN/Inf value(s) across the two models",
+                self.output,
+                "the weights hold NaN/Inf (see the conversion warnings), copied as they are; "
+                "see parity_report.md",
+            )
         return ParityError(
             f"parity failed: first divergence at {first.name} ({first.description}), "
             f"max abs diff {first.max_abs_diff:.3g} > atol {self.atol:g}",
