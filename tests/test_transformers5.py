@@ -105,3 +105,32 @@ def test_tf1_bert_output_loads_strictly_in_transformers_5(
     kind, tf1_converted, hf5_python, tmp_path
 ):
     _loads_and_matches_in_transformers_5(tf1_converted[kind], IDS, hf5_python, tmp_path)
+
+
+@pytest.mark.parametrize("class_name", ["RobertaForMaskedLM", "BertForSequenceClassification"])
+def test_doctor_fixed_output_loads_strictly_in_transformers_5(class_name, hf5_python, tmp_path):
+    """A DDP-wrapped state_dict repaired by `tf2pt doctor --fix` (tied decoder included)."""
+    import torch
+    import transformers
+
+    from .conftest import BERT_TINY, TINY, run_cli
+
+    dims = TINY if class_name.startswith("Roberta") else BERT_TINY
+    config_class = transformers.RobertaConfig if dims is TINY else transformers.BertConfig
+    torch.manual_seed(0)
+    model = getattr(transformers, class_name)(config_class(**dims, num_labels=3))
+    model.config.save_pretrained(tmp_path / "model")
+    torch.save(torch.nn.DataParallel(model).state_dict(), tmp_path / "ddp.pt")
+    fixed = tmp_path / "fixed"
+    code, _, err = run_cli(
+        [
+            "doctor",
+            str(tmp_path / "ddp.pt"),
+            "--model",
+            str(tmp_path / "model"),
+            "--fix",
+            str(fixed),
+        ]
+    )
+    assert code == 0, err
+    _loads_and_matches_in_transformers_5(fixed, IDS, hf5_python, tmp_path)
