@@ -262,7 +262,7 @@ def diagnose(
         if ignored is not None and name not in target.params:
             fates.append(KeyFate(name, shape, "ignored", meaning=ignored.reason))
             continue
-        fate, key_ops = _match(name, checkpoint.tensors[name].shape, target, book, tf_rules, taken)
+        fate, key_ops = _match(name, shape, target, book, tf_rules, taken)
         if drop_head and fate.fate == "mismatched" and target.is_head(fate.target):
             fate.fate = "dropped"
             fate.meaning = "does not fit the model's head, which is re-initialised (--drop-head)"
