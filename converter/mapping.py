@@ -207,6 +207,10 @@ class Table:
     extends: str = ""  # the table this one is a variant of
     keep_source_config: bool = False  # start from the source config (its keys are HF keys)
 
+    def serves(self, name: str) -> bool:
+        """`name` (an --arch or a config's model_type) is this table's architecture."""
+        return name == self.architecture or name in self.model_types
+
     def class_name(self, head: str) -> str:
         return self.class_prefix + self.heads[head].class_suffix
 
@@ -461,7 +465,7 @@ def select_table(layout: str, model_type: str | None, arch: str | None = None) -
         if len(of_layout) == 1:
             return of_layout[0]
     for t in tables:
-        if t.layout == layout and (wanted == t.architecture or wanted in t.model_types):
+        if t.layout == layout and t.serves(wanted):
             return t
     known = sorted({m for t in tables if t.layout == layout for m in t.model_types})
     raise InputError(

@@ -103,6 +103,19 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def staging_leftovers(out: Path) -> list[Path]:
+    """The hidden staging dirs a run left beside `out` (none may remain once it has ended)."""
+    return [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.tf2pt")]
+
+
+def nothing_written(out: Path) -> bool:
+    return not out.exists() and not staging_leftovers(out)
+
+
+def read_json(path: Path):
+    return json.loads(path.read_text())
+
+
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst

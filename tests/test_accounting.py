@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import json
 
-from .conftest import copy_tree, run_cli
+from .conftest import copy_tree, nothing_written, run_cli
 from .h5edit import add_weight, delete_weight, scale_weight
-
-
-def _nothing_written(out):
-    leftovers = [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.tf2pt")]
-    return not out.exists() and not leftovers
 
 
 def test_extra_unknown_tensor_is_named_with_shape_and_closest_names(tf_checkpoints, tmp_path):
@@ -27,7 +22,7 @@ def test_extra_unknown_tensor_is_named_with_shape_and_closest_names(tf_checkpoin
     assert "unexpected  classifier/dense2/kernel [32, 3]" in err
     assert "did you mean: classifier/dense/kernel" in err
     assert err.strip().splitlines()[-1].startswith("tf2pt: error: ")
-    assert _nothing_written(out)
+    assert nothing_written(out)
 
 
 def test_deleted_tensor_names_the_parameter_it_should_have_become(tf_checkpoints, tmp_path):
@@ -38,7 +33,7 @@ def test_deleted_tensor_names_the_parameter_it_should_have_become(tf_checkpoints
     assert code == 1
     assert "missing     roberta.encoder.layer.1.attention.self.key.bias" in err
     assert "roberta/encoder/layer_._1/attention/self/key/bias" in err
-    assert _nothing_written(out)
+    assert nothing_written(out)
 
 
 def test_num_labels_conflict_names_both_numbers_and_the_fix(tf_checkpoints, tmp_path):
@@ -53,7 +48,7 @@ def test_num_labels_conflict_names_both_numbers_and_the_fix(tf_checkpoints, tmp_
     last = err.strip().splitlines()[-1]
     assert "num_labels=5" in last and "num_labels=2" in last and "--num-labels 2" in last
     assert "config.json" in last
-    assert _nothing_written(out)
+    assert nothing_written(out)
 
     code, _, err = run_cli(["convert", str(src), str(out), "--num-labels", "2"])
     assert code == 0, err
@@ -71,7 +66,7 @@ def test_layer_count_conflict_between_config_and_weights(tf_checkpoints, tmp_pat
     code, _, err = run_cli(["convert", str(src), str(tmp_path / "out"), "--no-verify"])
     assert code == 1
     assert "num_hidden_layers=1 but the weights hold 2 layers" in err
-    assert _nothing_written(tmp_path / "out")
+    assert nothing_written(tmp_path / "out")
 
 
 def test_masked_lm_stored_copies_that_differ_are_refused(tf_checkpoints, tmp_path):
@@ -81,7 +76,7 @@ def test_masked_lm_stored_copies_that_differ_are_refused(tf_checkpoints, tmp_pat
     code, _, err = run_cli(["convert", str(src), str(out), "--no-verify"])
     assert code == 1
     assert "stored copy 'lm_head/roberta/embeddings/word_embeddings/weight' differs" in err
-    assert _nothing_written(out)
+    assert nothing_written(out)
 
 
 def test_unsupported_architecture_names_what_was_found_and_expected(tf_checkpoints, tmp_path):

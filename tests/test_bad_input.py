@@ -8,13 +8,8 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from .conftest import copy_tree, run_cli
-
-
-def _leftovers(out: Path) -> list[Path]:
-    return [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.tf2pt")]
+from .conftest import copy_tree, run_cli, staging_leftovers
 
 
 def _assert_clean_failure(code, err, expected_code, *fragments):
@@ -48,7 +43,7 @@ def test_random_bytes_named_tf_model_h5(tmp_path, tf_checkpoints):
     (src / "tf_model.h5").write_bytes(os.urandom(4096))
     code, _, err = run_cli(["convert", str(src), str(tmp_path / "out")])
     _assert_clean_failure(code, err, 2, str(src / "tf_model.h5"), "not a readable HDF5 file")
-    assert not (tmp_path / "out").exists() and not _leftovers(tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not staging_leftovers(tmp_path / "out")
 
 
 def test_truncated_h5(tmp_path, tf_checkpoints):
@@ -57,7 +52,7 @@ def test_truncated_h5(tmp_path, tf_checkpoints):
     (src / "tf_model.h5").write_bytes(data[: len(data) // 2])
     code, _, err = run_cli(["convert", str(src), str(tmp_path / "out"), "--no-verify"])
     _assert_clean_failure(code, err, 2, "tf_model.h5")
-    assert not (tmp_path / "out").exists() and not _leftovers(tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not staging_leftovers(tmp_path / "out")
 
 
 def test_missing_config_json(tmp_path, tf_checkpoints):
@@ -80,7 +75,7 @@ def test_existing_output_is_untouched_without_force(tmp_path, tf_checkpoints):
     )
     assert code == 0, err
     assert not (out / "keep.txt").exists() and (out / "model.safetensors").exists()
-    assert not _leftovers(out)
+    assert not staging_leftovers(out)
 
 
 def test_unwritable_output_location(tmp_path, tf_checkpoints):
@@ -181,7 +176,7 @@ def test_interrupt_mid_conversion_leaves_no_output(tmp_path, tf_checkpoints, mon
     out = tmp_path / "out"
     code, _, err = run_cli(["convert", str(tf_checkpoints["base-model"]), str(out), "--no-verify"])
     assert code == 130 and "interrupted" in err
-    assert not out.exists() and not _leftovers(out)
+    assert not out.exists() and not staging_leftovers(out)
 
 
 SLOW_CONVERT = """
@@ -213,11 +208,11 @@ def test_sigterm_mid_conversion_leaves_no_output(tmp_path, tf_checkpoints):
         text=True,
     )
     deadline = time.monotonic() + 60
-    while not _leftovers(out) and time.monotonic() < deadline:
+    while not staging_leftovers(out) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _leftovers(out), "conversion never started writing"
+    assert staging_leftovers(out), "conversion never started writing"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err
-    assert not out.exists() and not _leftovers(out)
+    assert not out.exists() and not staging_leftovers(out)

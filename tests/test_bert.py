@@ -11,17 +11,20 @@ import pytest
 import transformers
 from safetensors.numpy import load_file, save_file
 
-from .conftest import BERT_HEAD_CLASSES, TF1_KINDS, build_tf_bert, copy_tree, run_cli
+from .conftest import (
+    BERT_HEAD_CLASSES,
+    TF1_KINDS,
+    build_tf_bert,
+    copy_tree,
+    read_json,
+    run_cli,
+)
 
 TF1_CLASSES = {
     "pretraining": "BertForPreTraining",
     "classifier": "BertForSequenceClassification",
     "encoder": "BertModel",
 }
-
-
-def _json(path):
-    return json.loads(path.read_text())
 
 
 def _transformers_own_conversion(tf_dir, class_name):
@@ -59,9 +62,9 @@ def test_hf_keras_bert_head_converts_exactly_and_verifies(head, bert_hf_keras, t
     out = tmp_path / "out"
     code, _, err = run_cli(["convert", str(bert_hf_keras[head]), str(out)])
     assert code == 0, err
-    report = _json(out / "conversion_report.json")
+    report = read_json(out / "conversion_report.json")
     assert report["head"] == head and report["class"] == BERT_HEAD_CLASSES[head]
-    parity = _json(out / "parity_report.json")
+    parity = read_json(out / "parity_report.json")
     assert parity["passed"] and parity["max_abs_diff"] <= 1e-5
     _assert_every_tensor_exact(
         out, _transformers_own_conversion(bert_hf_keras[head], BERT_HEAD_CLASSES[head])
@@ -73,10 +76,10 @@ def test_tf1_checkpoint_converts_exactly_loads_strictly_and_verifies(
     kind, tf1_checkpoints, tf1_converted
 ):
     out = tf1_converted[kind]
-    report = _json(out / "conversion_report.json")
+    report = read_json(out / "conversion_report.json")
     assert report["source"]["layout"] == "tf1-checkpoint"
     assert report["class"] == TF1_CLASSES[kind]
-    parity = _json(out / "parity_report.json")
+    parity = read_json(out / "parity_report.json")
     assert parity["passed"] and parity["max_abs_diff"] <= 1e-5
     # The checkpoint was written from this TFBert* model's weights: transformers' own loader,
     # applied to that model, must give the same tensors bit for bit.
@@ -86,7 +89,7 @@ def test_tf1_checkpoint_converts_exactly_loads_strictly_and_verifies(
         str(out), output_loading_info=True
     )
     assert all(not v for v in info.values()), info
-    config = _json(out / "config.json")
+    config = read_json(out / "config.json")
     assert config["hidden_act"] == "gelu_new" and config["layer_norm_eps"] == 1e-12
     assert config["model_type"] == "bert"
     assert (out / "vocab.txt").read_text() == (tf1_checkpoints[kind] / "vocab.txt").read_text()
@@ -95,13 +98,13 @@ def test_tf1_checkpoint_converts_exactly_loads_strictly_and_verifies(
 def test_tf1_optimizer_slots_are_ignored_with_reasons_and_labels_come_from_the_weights(
     tf1_converted,
 ):
-    report = _json(tf1_converted["classifier"] / "conversion_report.json")
+    report = read_json(tf1_converted["classifier"] / "conversion_report.json")
     ignored = {t["name"]: t["reason"] for t in report["source_tensors"] if t["fate"] == "ignored"}
     mapped = report["counts"]["mapped"]
     assert len(ignored) == 2 * mapped + 1  # adam_m and adam_v per variable, and global_step
     assert "global_step" in ignored and "step counter" in ignored["global_step"]
     assert all("moment slot" in reason for name, reason in ignored.items() if name != "global_step")
-    config = _json(tf1_converted["classifier"] / "config.json")
+    config = read_json(tf1_converted["classifier"] / "config.json")
     assert len(config["id2label"]) == 3  # bert_config.json has no label count
     assert any("gelu_new" in n for n in report["notes"])
 
@@ -136,12 +139,12 @@ def test_tf1_reference_model_matches_transformers_tf_bert(kind, tf1_checkpoints)
 def _verify_fails_at(src, out, first):
     code, _, err = run_cli(["verify", str(src), str(out)])
     assert code == 1 and "parity failed" in err and "Traceback" not in err, err
-    assert _json(out / "parity_report.json")["first_divergence"]["name"] == first
+    assert read_json(out / "parity_report.json")["first_divergence"]["name"] == first
 
 
 def test_tf1_gelu_written_as_exact_gelu_is_caught(tf1_checkpoints, tf1_converted, tmp_path):
     out = copy_tree(tf1_converted["pretraining"], tmp_path / "mutated")
-    config = _json(out / "config.json")
+    config = read_json(out / "config.json")
     config["hidden_act"] = "gelu"  # what a converter that copies bert_config.json writes
     (out / "config.json").write_text(json.dumps(config))
     _verify_fails_at(tf1_checkpoints["pretraining"], out, "hidden_states[1]")
@@ -165,7 +168,7 @@ def test_tf1_checkpoint_found_from_a_prefix_or_its_index_file(tf1_checkpoints, t
     for i, path in enumerate([src / "model.ckpt-100", src / "model.ckpt-100.index"]):
         code, _, err = run_cli(["convert", str(path), str(tmp_path / f"o{i}"), "--no-verify"])
         assert code == 0, err
-        assert _json(tmp_path / f"o{i}" / "conversion_report.json")["class"] == "BertModel"
+        assert read_json(tmp_path / f"o{i}" / "conversion_report.json")["class"] == "BertModel"
 
 
 def test_tf1_checkpoint_without_its_data_file_is_refused(tf1_checkpoints, tmp_path):

@@ -18,7 +18,7 @@ import torch
 import transformers
 from safetensors.torch import load_file, save_file
 
-from .conftest import BERT_TINY, TINY, run_cli
+from .conftest import BERT_TINY, TINY, nothing_written, run_cli
 
 
 def _perturbed(model: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -72,11 +72,6 @@ def _diagnosis(*args) -> dict:
     code, out, err = _doctor(*args, "--json")
     assert code in (0, 1), err
     return json.loads(out)
-
-
-def _nothing_written(out: Path) -> bool:
-    leftovers = [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.tf2pt")]
-    return not out.exists() and not leftovers
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +219,7 @@ def test_two_label_head_into_five_label_model_names_both_numbers(
     code, _, err = _doctor(ckpt, "--model", five_label_model_dir, "--fix", out_dir)
     assert code == 1
     assert "not writing a repaired checkpoint" in err and str(ckpt) in err
-    assert _nothing_written(out_dir)
+    assert nothing_written(out_dir)
 
 
 def test_num_labels_choice_keeps_the_trained_head_exactly(
@@ -306,7 +301,7 @@ def test_a_deleted_layer_is_lossy_names_the_layer_and_fix_refuses(classifier, tm
             tmp_path / "pruned.pt", "--model", directory, *flag, "--fix", out_dir
         )
         assert code == 1, err
-        assert _nothing_written(out_dir)
+        assert nothing_written(out_dir)
 
 
 def test_an_old_position_ids_buffer_is_ignored_with_its_reason(classifier, tmp_path):
@@ -373,6 +368,19 @@ def test_without_config_the_head_is_chosen_from_the_keys(classifier, tmp_path):
     assert report["class"] == "RobertaForSequenceClassification"
     assert report["verdict"] == "loads cleanly"
     assert any("num_attention_heads=" in n and "--model" in n for n in report["notes"])
+
+
+def test_fix_refuses_bfloat16_naming_the_file_and_writes_nothing(classifier, tmp_path):
+    model, directory = classifier
+    state = {k: v.to(torch.bfloat16) for k, v in model.state_dict().items()}
+    save_file(state, tmp_path / "bf16.safetensors")
+    out_dir = tmp_path / "fixed"
+    code, _, err = _doctor(tmp_path / "bf16.safetensors", "--model", directory, "--fix", out_dir)
+    assert code == 2
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"tf2pt: error: {tmp_path / 'bf16.safetensors'}: tensor '")
+    assert "is bfloat16, which --fix cannot write yet" in last
+    assert nothing_written(out_dir)
 
 
 class _Payload:

@@ -4,24 +4,21 @@ proven against keras-hub itself."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from .conftest import KERAS_FORMS, KERAS_HUB_CLASSES, KERAS_HUB_TINY, copy_tree, run_cli
+from .conftest import (
+    HEAD_CLASSES,
+    KERAS_FORMS,
+    KERAS_HUB_CLASSES,
+    KERAS_HUB_TINY,
+    copy_tree,
+    read_json,
+    run_cli,
+)
 
 CASES = [(head, form) for head in KERAS_HUB_CLASSES for form in KERAS_FORMS]
-HF_CLASSES = {
-    "base-model": "RobertaModel",
-    "sequence-classification": "RobertaForSequenceClassification",
-    "masked-lm": "RobertaForMaskedLM",
-}
-
-
-def _json(path):
-    return json.loads(path.read_text())
 
 
 def _keras_weights(keras_hub_sources, head) -> dict[str, np.ndarray]:
@@ -35,19 +32,19 @@ def _keras_weights(keras_hub_sources, head) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize(("head", "form"), CASES)
 def test_every_form_converts_and_matches_keras_hub_within_1e_5(head, form, keras_hub_converted):
     out = keras_hub_converted[head, form]
-    parity = _json(out / "parity_report.json")
+    parity = read_json(out / "parity_report.json")
     assert parity["passed"] is True and parity["max_abs_diff"] <= 1e-5
     names = [o["name"] for o in parity["outputs"]]
     assert names[:3] == ["hidden_states[0]", "hidden_states[1]", "hidden_states[2]"]
     assert names[3:] == ([] if head == "base-model" else ["logits"])
     assert parity["not_compared"] == (["pooler_output"] if head == "base-model" else [])
     assert "keras-hub" in parity["versions"]
-    report = _json(out / "conversion_report.json")
+    report = read_json(out / "conversion_report.json")
     assert report["source"]["layout"] == "keras-hub"
-    assert report["class"] == HF_CLASSES[head]
+    assert report["class"] == HEAD_CLASSES[head]
     assert report["counts"]["unexpected"] == 0 and report["counts"]["missing"] == 0
-    config = _json(out / "config.json")
-    assert config["architectures"] == [HF_CLASSES[head]] and config["model_type"] == "roberta"
+    config = read_json(out / "config.json")
+    assert config["architectures"] == [HEAD_CLASSES[head]] and config["model_type"] == "roberta"
     assert config["max_position_embeddings"] == KERAS_HUB_TINY["max_sequence_length"] + 2
     assert (config["pad_token_id"], config["layer_norm_eps"], config["hidden_act"]) == (
         1,
@@ -99,8 +96,8 @@ def test_three_forms_give_byte_identical_weights(keras_hub_converted):
 
 def test_bare_weights_file_infers_the_config_the_keras_file_declares(keras_hub_converted):
     for head in KERAS_HUB_CLASSES:
-        declared = _json(keras_hub_converted[head, "model.keras"] / "config.json")
-        inferred = _json(keras_hub_converted[head, "model.weights.h5"] / "config.json")
+        declared = read_json(keras_hub_converted[head, "model.keras"] / "config.json")
+        inferred = read_json(keras_hub_converted[head, "model.weights.h5"] / "config.json")
         dims = (
             "vocab_size",
             "hidden_size",
@@ -115,7 +112,7 @@ def test_bare_weights_file_infers_the_config_the_keras_file_declares(keras_hub_c
 
 def test_optimizer_slots_are_ignored_with_a_reason_and_softmax_is_reported(keras_hub_converted):
     out = keras_hub_converted["sequence-classification", "model.keras"]
-    report = _json(out / "conversion_report.json")
+    report = read_json(out / "conversion_report.json")
     ignored = [t for t in report["source_tensors"] if t["fate"] == "ignored"]
     # iteration + learning rate + Adam's two slots for each model variable
     assert report["counts"]["mapped"] == 40
@@ -146,7 +143,7 @@ def test_position_rows_shifted_by_one_are_caught(keras_hub_sources, keras_hub_co
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
     code, _, err = run_cli(["verify", str(keras_hub_sources["masked-lm"]["preset"]), str(out)])
     assert code == 1 and "parity failed" in err and "Traceback" not in err
-    assert _json(out / "parity_report.json")["first_divergence"]["name"] == "hidden_states[0]"
+    assert read_json(out / "parity_report.json")["first_divergence"]["name"] == "hidden_states[0]"
 
 
 def test_a_keras_file_that_is_not_a_zip_is_refused(tmp_path):

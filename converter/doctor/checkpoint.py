@@ -7,7 +7,6 @@ containers, so a malicious or code-carrying file is an input error, not code tha
 
 from __future__ import annotations
 
-import json
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,23 +16,21 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..readers.base import EXTRA_FILE_NAMES, TOKENIZER_FILE_NAMES, read_json_object, sibling_files
+from ..readers.base import (
+    EXTRA_FILE_NAMES,
+    TOKENIZER_FILE_NAMES,
+    read_json_object,
+    shard_index,
+    sibling_files,
+)
+from ..writer import INDEX_FILE, SAFETENSORS_DTYPES, SINGLE_FILE
 
-SAFETENSORS = "model.safetensors"
-SAFETENSORS_INDEX = "model.safetensors.index.json"
 PICKLED = "pytorch_model.bin"
 PICKLED_INDEX = "pytorch_model.bin.index.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth")
-SAFETENSORS_DTYPES = {
-    "F64": "float64",
-    "F32": "float32",
-    "F16": "float16",
-    "BF16": "bfloat16",
-    "I64": "int64",
-    "I32": "int32",
-    "I8": "int8",
-    "U8": "uint8",
-    "BOOL": "bool",
+# safetensors dtype code → the dtype's name (torch and numpy agree on these names)
+DTYPE_NAMES = {code: np.dtype(key).name for key, code in SAFETENSORS_DTYPES.items()} | {
+    "BF16": "bfloat16"
 }
 
 
@@ -55,12 +52,6 @@ class Checkpoint:
 
 
 def _to_numpy(tensor) -> np.ndarray:
-    import torch
-
-    if tensor.dtype == torch.bfloat16:
-        raise InputError(
-            "holds bfloat16 tensors, which --fix cannot write yet", hint="convert to float32 first"
-        )
     return tensor.detach().cpu().contiguous().numpy()
 
 
@@ -74,7 +65,7 @@ def _safetensors(files: list[Path]) -> dict[str, StoredTensor]:
                 for name in f.keys():
                     sl = f.get_slice(name)
                     shape = tuple(int(d) for d in sl.get_shape())
-                    dtype = SAFETENSORS_DTYPES.get(sl.get_dtype(), sl.get_dtype())
+                    dtype = DTYPE_NAMES.get(sl.get_dtype(), sl.get_dtype())
                     tensors[name] = StoredTensor(
                         name, shape, dtype, lambda file=file, name=name: _load_one(file, name)
                     )
@@ -132,14 +123,6 @@ def _pickled(files: list[Path], containers: tuple[str, ...], notes: list[str]):
     return tensors
 
 
-def _index_files(index: Path) -> list[Path]:
-    try:
-        weight_map = json.loads(index.read_text())["weight_map"]
-        return sorted({index.parent / f for f in weight_map.values()})
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InputError(f"unreadable shard index ({exc})", index) from None
-
-
 def _weight_files(path: Path) -> tuple[str, list[Path]]:
     """("safetensors" | "pickle", files) for a file or a save_pretrained directory."""
     if path.is_file():
@@ -147,7 +130,7 @@ def _weight_files(path: Path) -> tuple[str, list[Path]]:
             return "safetensors", [path]
         if path.name.endswith(".index.json"):
             kind = "safetensors" if "safetensors" in path.name else "pickle"
-            return kind, _index_files(path)
+            return kind, shard_index(path)[1]
         if path.suffix in PICKLE_SUFFIXES:
             return "pickle", [path]
         raise InputError(
@@ -155,7 +138,7 @@ def _weight_files(path: Path) -> tuple[str, list[Path]]:
             path,
             "for a TensorFlow/Keras checkpoint use tf2pt convert",
         )
-    for name in (SAFETENSORS, SAFETENSORS_INDEX, PICKLED, PICKLED_INDEX):
+    for name in (SINGLE_FILE, INDEX_FILE, PICKLED, PICKLED_INDEX):
         if (path / name).is_file():
             return _weight_files(path / name)
     raise InputError(
@@ -169,9 +152,6 @@ def open_checkpoint(path: Path, containers: tuple[str, ...]) -> Checkpoint:
     if not path.exists():
         raise InputError("no such file or directory", path)
     kind, files = _weight_files(path)
-    missing = [f for f in files if not f.exists()]
-    if missing:
-        raise InputError("shard listed in the index is missing", missing[0])
     notes: list[str] = []
     tensors = _safetensors(files) if kind == "safetensors" else _pickled(files, containers, notes)
     if not tensors:

@@ -99,7 +99,7 @@ def _tf_rules(target: Target) -> list[tuple[Any, Any, tuple[Op, ...]]]:
     rules = []
     for name in table_names():
         table = load_table(name)
-        if model_type in (table.architecture, *table.model_types) and table.layout != "keras-hub":
+        if table.serves(model_type) and table.layout != "keras-hub":
             rules += [(r.src, r.dst, r.ops) for g in table.groups.values() for r in g.rules]
     return rules
 

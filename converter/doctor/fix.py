@@ -16,23 +16,25 @@ import numpy as np
 
 from ..errors import AccountingError, InputError
 from ..ops import chain_apply
-from ..writer import StagedOutput, TensorJob, write_json, write_model
+from ..writer import SAFETENSORS_DTYPES, StagedOutput, TensorJob, write_json, write_model
 from .checkpoint import Checkpoint, StoredTensor
 from .diagnose import LOSSY, Diagnosis
 from .target import Target, transformers_without_tf
 
 REPORT_FILE = "doctor_report.json"
 REINIT_SEED = 0
+WRITABLE_DTYPES = {np.dtype(key).name for key in SAFETENSORS_DTYPES}
 
 
-def _numpy_dtype(tensor: StoredTensor) -> np.dtype:
-    try:
-        return np.dtype(tensor.dtype)
-    except TypeError:
+def _numpy_dtype(tensor: StoredTensor, where: Path) -> np.dtype:
+    """The tensor's dtype, if the writer can store it (bfloat16, for one, it cannot)."""
+    if tensor.dtype not in WRITABLE_DTYPES:
         raise InputError(
             f"tensor '{tensor.name}' is {tensor.dtype}, which --fix cannot write yet",
+            where,
             hint="convert the checkpoint to float32 first",
-        ) from None
+        )
+    return np.dtype(tensor.dtype)
 
 
 def _checkpoint_jobs(
@@ -49,7 +51,7 @@ def _checkpoint_jobs(
             yield chain_apply(ops, tensor.load())
 
         shape = target.params[fate.target]  # the diagnosis checked the ops produce it
-        jobs.append(TensorJob(fate.target, shape, _numpy_dtype(tensor), produce))
+        jobs.append(TensorJob(fate.target, shape, _numpy_dtype(tensor, checkpoint.path), produce))
     return jobs
 
 

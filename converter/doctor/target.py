@@ -54,7 +54,7 @@ def transformers_without_tf():
 
 def _tables_for(arch: str) -> list[Table]:
     tables = [load_table(n) for n in table_names()]
-    matching = [t for t in tables if arch in (t.architecture, *t.model_types)]
+    matching = [t for t in tables if t.serves(arch)]
     if not matching:
         known = sorted({t.architecture for t in tables})
         raise UsageError(f"unknown architecture '{arch}'", hint=f"choose one of: {known}")

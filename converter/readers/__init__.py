@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..writer import INDEX_FILE, SINGLE_FILE
 from . import hf_keras, keras3, tf1
 from .base import Source, SourceTensor
 
@@ -45,7 +46,7 @@ READERS: tuple[ReaderEntry, ...] = (
 
 def _holds_pytorch_weights(path: Path) -> bool:
     """A save_pretrained PyTorch dir (asked only once no reader has claimed the path)."""
-    names = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+    names = (SINGLE_FILE, INDEX_FILE, "pytorch_model.bin")
     return path.is_dir() and any((path / n).is_file() for n in names)
 
 

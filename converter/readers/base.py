@@ -96,6 +96,22 @@ def read_json_object(path: Path) -> dict[str, Any]:
     return json_object(text, path)
 
 
+def shard_index(index_file: Path) -> tuple[dict[str, str], list[Path]]:
+    """(tensor name → shard file name, the shard paths) of a sharded checkpoint's index.json;
+    every listed shard must exist."""
+    try:
+        weight_map = json.loads(index_file.read_text())["weight_map"]
+        shards = sorted({index_file.parent / f for f in weight_map.values()})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"unreadable shard index ({exc})", index_file) from None
+    missing = next((s for s in shards if not s.exists()), None)
+    if missing is not None:
+        raise InputError(
+            "shard listed in the index is missing", missing, f"restore it next to {index_file.name}"
+        )
+    return weight_map, shards
+
+
 def sibling_files(directory: Path, names: tuple[str, ...]) -> list[Path]:
     """The files among `names` that exist in `directory`, in a stable order."""
     return [directory / n for n in names if (directory / n).is_file()]

@@ -8,7 +8,6 @@ Only h5py is imported: reading a source must not pull in tensorflow or torch.
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from .base import (
     SourceTensor,
     isolated,
     read_json_object,
+    shard_index,
     sibling_files,
 )
 
@@ -120,19 +120,9 @@ def _list_single_file(file: Path) -> list[Stored]:
 
 
 def _list_shards(index_file: Path) -> list[Stored]:
-    try:
-        weight_map = json.loads(index_file.read_text())["weight_map"]
-        shards = sorted({index_file.parent / f for f in weight_map.values()})
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InputError(f"unreadable shard index ({exc})", index_file) from None
+    weight_map, shards = shard_index(index_file)
     stored: list[Stored] = []
     for shard in shards:
-        if not shard.exists():
-            raise InputError(
-                "shard listed in the index is missing",
-                shard,
-                f"restore it next to {index_file.name}",
-            )
         with _open_h5(shard) as h5:
             for name in _decode(h5.attrs.get("layer_names", [])):
                 stored.append(_stored(shard, h5[name], name.removesuffix(":0")))
