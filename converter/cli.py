@@ -18,7 +18,6 @@ from .mapping import load_table, table_names
 from .plan import accounting_table
 from .writer import json_text
 
-ATOL_DEFAULT = 1e-5
 SIZE_UNITS = {
     "": 1,
     "B": 1,
@@ -54,20 +53,62 @@ def cli(verbose: bool) -> None:
     every weight, and prove parity by running both models."""
 
 
-def _parity_hook(atol: float, texts: tuple[str, ...], out: Path):
+def _gate(atol: float | None, rtol: float | None):
+    from .verify.gate import Gate
+
+    for name, value in (("--atol", atol), ("--rtol", rtol)):
+        if value is not None and not value >= 0:
+            raise UsageError(f"{name} must be a number ≥ 0, not {value}")
+    return Gate(atol, rtol)
+
+
+def _parity_line(result) -> str:
+    margin = result.least_margin
+    return (
+        f"parity {'passed' if result.passed else 'FAILED'}: max abs diff "
+        f"{result.max_abs_diff:.3g}; least margin "
+        + ("∞ (exact)" if margin is None else f"{margin:.2g}×")
+        + f" under {result.gate.short()}"
+    )
+
+
+def _own_process() -> bool:
+    """Whether this process is the `tf2pt` command's own (see main)."""
+    obj = click.get_current_context().obj
+    return bool(obj and obj.get("own_process"))
+
+
+def _parity_hook(gate, texts: tuple[str, ...], out: Path):
+    own_process = _own_process()
+
     def run(analysis: Analysis, staged: Path):
         from .verify.parity import run_parity
         from .verify.report import write_reports
 
-        result = run_parity(analysis, staged, atol, texts, progress=_say, published_as=out)
-        write_reports(result, staged)
-        _say(
-            f"parity {'passed' if result.passed else 'FAILED'}: max abs diff "
-            f"{result.max_abs_diff:.3g} (atol {atol:g})"
+        result = run_parity(
+            analysis, staged, gate, texts, progress=_say, published_as=out, own_process=own_process
         )
+        write_reports(result, staged)
+        _say(_parity_line(result))
         return result.failure()
 
     return run
+
+
+def _tolerance_options(command):
+    """--atol/--rtol: replace the measured-noise gate with fixed bounds."""
+    atol = click.option(
+        "--atol",
+        type=float,
+        help="Fixed parity tolerance: max abs diff allowed per output (default: 10 × the "
+        "float32 noise measured on the converted model; see README).",
+    )
+    rtol = click.option(
+        "--rtol",
+        type=float,
+        help="Fixed relative term, × each output's largest magnitude (added to --atol).",
+    )
+    return atol(rtol(command))
 
 
 @cli.command("convert")
@@ -78,13 +119,7 @@ def _parity_hook(atol: float, texts: tuple[str, ...], out: Path):
 @click.option("--num-labels", type=int, help="Trust the classifier's weights over config.json.")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @click.option("--no-verify", is_flag=True, help="Skip the parity check (no TF/PyTorch import).")
-@click.option(
-    "--atol",
-    type=float,
-    default=ATOL_DEFAULT,
-    show_default=True,
-    help="Parity tolerance: max abs diff allowed per output.",
-)
+@_tolerance_options
 @click.option("--text", "texts", multiple=True, help="Real text for parity (needs a tokenizer).")
 @click.option(
     "--max-shard-size",
@@ -94,7 +129,7 @@ def _parity_hook(atol: float, texts: tuple[str, ...], out: Path):
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the conversion report as JSON.")
 def convert_cmd(
-    src, out, head, arch, num_labels, force, no_verify, atol, texts, max_shard_size, as_json
+    src, out, head, arch, num_labels, force, no_verify, atol, rtol, texts, max_shard_size, as_json
 ):
     """Convert the checkpoint SRC into the PyTorch directory OUT (then verify parity)."""
     options = ConvertOptions(
@@ -104,7 +139,7 @@ def convert_cmd(
         force=force,
         max_shard_bytes=_size(max_shard_size),
     )
-    verify = None if no_verify else _parity_hook(atol, texts, out)
+    verify = None if no_verify else _parity_hook(_gate(atol, rtol), texts, out)
     result = convert(src, out, options, progress=_say, verify=verify)
     if as_json:
         _print_json(result.report)
@@ -120,15 +155,16 @@ def convert_cmd(
 @cli.command("verify")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--atol", type=float, default=ATOL_DEFAULT, show_default=True)
+@_tolerance_options
 @click.option("--text", "texts", multiple=True, help="Real text for parity (needs a tokenizer).")
 @click.option("--arch", help="Architecture table to use (default: the config's model_type).")
 @click.option("--json", "as_json", is_flag=True, help="Print the parity report as JSON.")
-def verify_cmd(src, out, atol, texts, arch, as_json):
+def verify_cmd(src, out, atol, rtol, texts, arch, as_json):
     """Run SRC's TF model and the converted model in OUT on the same inputs; compare."""
     from .verify.parity import run_parity
     from .verify.report import MD_FILE, write_reports
 
+    gate = _gate(atol, rtol)
     config_path = out / "config.json"
     try:
         out_config = json.loads(config_path.read_text())
@@ -144,14 +180,11 @@ def verify_cmd(src, out, atol, texts, arch, as_json):
     labels = out_config.get("id2label")
     options = ConvertOptions(arch=arch, head=head, num_labels=len(labels) if labels else None)
     analysis = plan_source(source, table, options)
-    result = run_parity(analysis, out, atol, texts, progress=_say)
+    result = run_parity(analysis, out, gate, texts, progress=_say, own_process=_own_process())
     write_reports(result, out)
     if as_json:
         _print_json(result.to_dict())
-    _say(
-        f"parity {'passed' if result.passed else 'FAILED'}: max abs diff "
-        f"{result.max_abs_diff:.3g} (atol {atol:g}); report: {out / MD_FILE}"
-    )
+    _say(f"{_parity_line(result)}; report: {out / MD_FILE}")
     failure = result.failure()
     if failure is not None:
         raise failure
@@ -324,11 +357,16 @@ def _on_sigterm(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The console script (argv None: this process is the command's own, so parity may run
+    PyTorch in a child process) or an embedding caller such as the tests (argv given)."""
+    own_process = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in argv or "--verbose" in argv
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        cli.main(args=argv, prog_name="tf2pt", standalone_mode=False)
+        cli.main(
+            args=argv, prog_name="tf2pt", standalone_mode=False, obj={"own_process": own_process}
+        )
     except Tf2ptError as exc:
         if exc.details:
             click.echo(exc.details, err=True)

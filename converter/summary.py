@@ -57,6 +57,7 @@ def summary_rows(out_dir: Path, sources: Path | None = None) -> list[dict[str, A
                 "class": report.get("class"),
                 "parameters": report.get("counts", {}).get("parameters"),
                 "max_abs_diff": parity.get("max_abs_diff"),
+                "least_margin": parity.get("least_margin"),
                 "seconds": seconds,
                 "error": _error_line(out_dir / f"{name}.log") if status == "failed" else None,
             }
@@ -79,8 +80,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
         f"# Conversion summary: {ok} of {len(rows)} ok",
         "",
-        "| source | status | architecture | head | parameters | max abs diff | seconds | error |",
-        "|---|---|---|---|---|---|---|---|",
+        "| source | status | architecture | head | parameters | max abs diff | least margin | "
+        "seconds | error |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         cells = [
@@ -90,6 +92,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             r["head"],
             r["parameters"],
             r["max_abs_diff"],
+            r["least_margin"],
             r["seconds"],
             r["error"],
         ]

@@ -44,6 +44,21 @@ model.save_pretrained(sys.argv[1])
 """
 
 
+# The floor of `tf2pt verify`: the TF half alone (import, build, forward on the parity batch).
+TF_ALONE = """
+import os, sys
+os.environ.update(TF_CPP_MIN_LOG_LEVEL="3", USE_TORCH="0")
+from converter.convert import ConvertOptions, analyse
+from converter.verify.inputs import make_inputs
+from converter.verify.runners import TF_RUNNERS
+analysis = analyse(sys.argv[1], ConvertOptions())
+plan = analysis.plan
+inputs = make_inputs(plan.dims, plan.table.position_offset, multiple_choice=False)
+runner = TF_RUNNERS[analysis.source.layout](analysis.source, plan)
+[runner.run(batch) for batch in inputs.batches]
+"""
+
+
 def checkpoint(name: str) -> Path:
     directory = CACHE / name
     if not (directory / "tf_model.h5").exists():
@@ -144,11 +159,20 @@ def main() -> int:
             check=True,
             stderr=subprocess.DEVNULL,
         )
-        wall, rss_v = measure(
-            [str(BIN / "tf2pt"), "verify", str(checkpoint("roberta-base")), str(out)]
-        )
+        verify = [str(BIN / "tf2pt"), "verify", str(checkpoint("roberta-base")), str(out)]
+        tf_alone = [sys.executable, "-c", TF_ALONE, str(checkpoint("roberta-base"))]
+        walls: dict[str, list[float]] = {"verify": [], "tf": []}
+        for r in range(args.rounds):  # alternate who goes first
+            pair = [("verify", verify), ("tf", tf_alone)]
+            for key, argv in pair if r % 2 == 0 else pair[::-1]:
+                walls[key].append(measure(argv)[0])
+        wall, tf_wall = statistics.median(walls["verify"]), statistics.median(walls["tf"])
         verdicts.append(
-            ("verify roberta-base ≤ 20 s", wall <= 20, f"{wall:.1f} s, {rss_v:.0f} MB peak")
+            (
+                "verify roberta-base ≤ 20 s (incl. the float64 noise pass)",
+                wall <= 20,
+                f"{wall:.1f} s; the TF half alone {tf_wall:.1f} s: {wall / tf_wall:.2f}×",
+            )
         )
     if {"roberta-base", "roberta-large"} <= set(results):
         grow = (

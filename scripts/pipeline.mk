@@ -11,7 +11,9 @@
 SRC_DIR ?= $(error SRC_DIR is required)
 OUT_DIR ?= $(error OUT_DIR is required)
 TF2PT   ?= tf2pt
-ATOL    ?= 1e-5
+ATOL    ?=
+RTOL    ?=
+TOLERANCE := $(if $(ATOL),--atol $(ATOL)) $(if $(RTOL),--rtol $(RTOL))
 
 NAMES  := $(notdir $(wildcard $(SRC_DIR)/*))
 STAMPS := $(NAMES:%=$(OUT_DIR)/%.stamp)
@@ -24,7 +26,7 @@ convert: $(STAMPS)
 $(OUT_DIR)/%.stamp: $$(shell find $(SRC_DIR)/$$* -type f 2>/dev/null)
 	@mkdir -p $(OUT_DIR)
 	@start=$$(date +%s.%N); \
-	if $(TF2PT) convert "$(SRC_DIR)/$*" "$(OUT_DIR)/$*" --force --atol $(ATOL) \
+	if $(TF2PT) convert "$(SRC_DIR)/$*" "$(OUT_DIR)/$*" --force $(TOLERANCE) \
 	    > "$(OUT_DIR)/$*.log" 2>&1; then status=ok; else status=failed; fi; \
 	seconds=$$(echo "$$(date +%s.%N) $$start" | awk '{printf "%.3f", $$1 - $$2}'); \
 	echo "$$status $$seconds" > $@; \

@@ -121,6 +121,23 @@ def copy_tree(src: Path, dst: Path) -> Path:
     return dst
 
 
+def mutated_copy(converted: Path, dst: Path, mutate_tensors=None, mutate_config=None) -> Path:
+    """A copy of a converted output damaged the way real converters go wrong: `mutate_tensors`
+    edits the state dict in place, `mutate_config` the config dict."""
+    from safetensors.numpy import load_file, save_file
+
+    out = copy_tree(converted, dst)
+    if mutate_tensors:
+        tensors = load_file(str(out / "model.safetensors"))
+        mutate_tensors(tensors)
+        save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
+    if mutate_config:
+        config = json.loads((out / "config.json").read_text())
+        mutate_config(config)
+        (out / "config.json").write_text(json.dumps(config))
+    return out
+
+
 # --- keras-hub (Keras 3) sources ---
 
 KERAS_HUB_TINY = dict(

@@ -10,9 +10,8 @@ import json
 
 import numpy as np
 import pytest
-from safetensors.numpy import load_file, save_file
 
-from .conftest import HEAD_CLASSES, copy_tree, run_cli
+from .conftest import HEAD_CLASSES, copy_tree, mutated_copy, run_cli
 
 
 def _parity(out):
@@ -23,7 +22,8 @@ def _parity(out):
 def test_convert_verifies_every_head_within_tolerance(head, converted):
     report = _parity(converted[head])
     assert report["passed"] is True and report["first_divergence"] is None
-    assert report["max_abs_diff"] <= 1e-5 and report["atol"] == 1e-5
+    assert report["max_abs_diff"] <= 1e-5
+    assert report["gate"]["kind"] == "measured-noise" and "float32 noise" in report["criterion"]
     names = [o["name"] for o in report["outputs"]]
     assert names[:3] == ["hidden_states[0]", "hidden_states[1]", "hidden_states[2]"]
     head_outputs = {
@@ -38,9 +38,14 @@ def test_convert_verifies_every_head_within_tolerance(head, converted):
             "mean_abs_diff",
             "max_rel_diff",
             "cosine",
+            "noise",
+            "tolerance",
+            "margin",
             "passed",
         }
         assert o["cosine"] > 0.999999
+        assert o["max_abs_diff"] <= o["tolerance"] <= 1e-3 * o["scale"] + 1e-30
+        assert o["tolerance"] >= min(10 * o["noise"], 1e-3 * o["scale"])
     assert report["inputs"]["lengths"][0] == 40 - 2  # one row at the maximum position length
     assert {"tensorflow", "torch", "transformers"} <= set(report["versions"])
     assert (converted[head] / "parity_report.md").read_text().startswith("# Parity report: PASSED")
@@ -48,16 +53,7 @@ def test_convert_verifies_every_head_within_tolerance(head, converted):
 
 
 def _mutated(converted, tmp_path, head, mutate_tensors=None, mutate_config=None):
-    out = copy_tree(converted[head], tmp_path / "mutated")
-    if mutate_tensors:
-        tensors = load_file(str(out / "model.safetensors"))
-        mutate_tensors(tensors)
-        save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
-    if mutate_config:
-        config = json.loads((out / "config.json").read_text())
-        mutate_config(config)
-        (out / "config.json").write_text(json.dumps(config))
-    return out
+    return mutated_copy(converted[head], tmp_path / "mutated", mutate_tensors, mutate_config)
 
 
 def _verify_fails(tf_checkpoints, head, out):

@@ -1,4 +1,5 @@
-"""Per-output differences between the two models, on non-padding positions only."""
+"""Per-output differences between the two models, on non-padding positions only, judged
+against the float32 noise measured on the converted model (see gate.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .gate import Gate
 from .runners import Outputs
+
+Run = tuple[Outputs, Outputs, Outputs, np.ndarray]  # reference, float32, float64 candidate, mask
 
 
 @dataclass(frozen=True)
@@ -20,12 +24,20 @@ class OutputDiff:
     mean_abs_diff: float
     max_rel_diff: float  # max |a-b| divided by the largest |reference| value of this output
     cosine: float
+    scale: float  # largest |reference| value of this output
+    noise: float  # max |float32 − float64| of the converted model: float32 rounding noise
+    tolerance: float  # the largest max abs diff the gate allows for this output
     passed: bool
     argmax_agreement: float | None = None  # for logits: share of rows whose argmax agrees
     nonfinite: int = 0  # NaN/Inf values on either side
 
+    @property
+    def margin(self) -> float | None:
+        """How many times the difference could grow before failing (None when it is 0)."""
+        return self.tolerance / self.max_abs_diff if self.max_abs_diff > 0 else None
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return asdict(self) | {"margin": self.margin}
 
 
 def describe(name: str) -> str:
@@ -50,43 +62,58 @@ def _select(array: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return array
 
 
-def compare_outputs(
-    runs: list[tuple[Outputs, Outputs, np.ndarray]], atol: float
-) -> list[OutputDiff]:
-    """Metrics per output over all batches: `runs` holds (reference, candidate, mask) per batch.
+def compare_outputs(runs: list[Run], gate: Gate) -> list[OutputDiff]:
+    """Metrics per output over all batches: `runs` holds (reference, candidate in float32,
+    candidate in float64, mask) per batch.
 
     Every reference output must have a candidate; a candidate output the source model does not
     have (the pooler PyTorch's RobertaModel builds and keras-hub's backbone lacks) is left out
     here and listed by `uncompared`."""
     names = list(runs[0][0])
-    for reference, candidate, _ in runs:
+    for reference, candidate, _, _ in runs:
         if list(reference) != names or set(names) - set(candidate):
             raise ValueError(
                 f"the two models return different outputs: {names} vs {list(candidate)}"
             )
     diffs = []
     for index, name in enumerate(names):
-        ref = np.concatenate([_select(r[name], m).astype(np.float64) for r, _, m in runs])
-        cand = np.concatenate([_select(c[name], m).astype(np.float64) for _, c, m in runs])
-        if ref.shape != cand.shape:
+        ref, cand, exact = (
+            np.concatenate([_select(run[k][name], run[3]).astype(np.float64) for run in runs])
+            for k in range(3)
+        )
+        if not ref.shape == cand.shape == exact.shape:
             raise ValueError(f"output {name}: shapes differ {ref.shape} vs {cand.shape}")
-        diffs.append(_metrics(name, index, ref, cand, atol, list(runs[0][0][name].shape[1:])))
+        shape = list(runs[0][0][name].shape[1:])
+        diffs.append(_metrics(name, index, ref, cand, exact, gate, shape))
     return diffs
 
 
-def uncompared(runs: list[tuple[Outputs, Outputs, np.ndarray]]) -> list[str]:
+def uncompared(runs: list[Run]) -> list[str]:
     """Outputs of the converted model that the source model has no counterpart for."""
-    reference, candidate, _ = runs[0]
+    reference, candidate, _, _ = runs[0]
     return [name for name in candidate if name not in reference]
 
 
+def _largest(values: np.ndarray) -> float:
+    """The largest value, NaNs left out (they are counted and fail the output separately)."""
+    return float(np.nanmax(values)) if values.size and not np.isnan(values).all() else 0.0
+
+
 def _metrics(
-    name: str, index: int, ref: np.ndarray, cand: np.ndarray, atol: float, shape: list[int]
+    name: str,
+    index: int,
+    ref: np.ndarray,
+    cand: np.ndarray,
+    exact: np.ndarray,
+    gate: Gate,
+    shape: list[int],
 ) -> OutputDiff:
     nonfinite = int((~np.isfinite(ref)).sum() + (~np.isfinite(cand)).sum())
     delta = np.abs(ref - cand)
     max_abs = float(delta.max()) if delta.size else 0.0
-    scale = float(np.abs(ref).max()) if ref.size else 0.0
+    scale = _largest(np.abs(ref))
+    noise = _largest(np.abs(cand - exact))
+    tolerance = gate.tolerance(noise, scale)
     norms = float(np.linalg.norm(ref) * np.linalg.norm(cand))
     cosine = float((ref.ravel() @ cand.ravel()) / norms) if norms else 1.0
     argmax = None
@@ -101,7 +128,10 @@ def _metrics(
         mean_abs_diff=float(delta.mean()) if delta.size else 0.0,
         max_rel_diff=max_abs / scale if scale else max_abs,
         cosine=cosine,
-        passed=nonfinite == 0 and max_abs <= atol,
+        scale=scale,
+        noise=noise,
+        tolerance=tolerance,
+        passed=nonfinite == 0 and max_abs <= tolerance,
         argmax_agreement=argmax,
         nonfinite=nonfinite,
     )

@@ -1,4 +1,7 @@
-"""Run both models on the same inputs and judge parity; the reports are written by report.py."""
+"""Run both models on the same inputs and judge parity; the reports are written by report.py.
+
+The TF reference runs in this process; the converted PyTorch model runs in float32 and float64
+(torch_side.py), in a child process when that overlaps the two frameworks' start-up."""
 
 from __future__ import annotations
 
@@ -14,16 +17,17 @@ from typing import Any
 from ..convert import Analysis
 from ..errors import ParityError, UsageError
 from .compare import OutputDiff, compare_outputs, uncompared
+from .gate import MEASURED_NOISE, Gate
 from .inputs import make_inputs
-from .runners import TF_RUNNERS, TorchRunner
-
-DEFAULT_ATOL = 1e-5
+from .runners import TF_RUNNERS
+from .torch_side import TorchSide
 
 
 @dataclass
 class ParityResult:
     passed: bool
-    atol: float
+    gate: Gate
+    reference: str  # what the source model was run as
     diffs: list[OutputDiff]
     inputs: dict[str, Any]
     versions: dict[str, str]
@@ -38,6 +42,11 @@ class ParityResult:
         return max((d.max_abs_diff for d in self.diffs), default=0.0)
 
     @property
+    def least_margin(self) -> float | None:
+        """The smallest tolerance ÷ difference over the outputs (None when all are exact)."""
+        return min((d.margin for d in self.diffs if d.margin is not None), default=None)
+
+    @property
     def first_divergence(self) -> OutputDiff | None:
         return next((d for d in self.diffs if not d.passed), None)
 
@@ -45,14 +54,17 @@ class ParityResult:
         first = self.first_divergence
         return {
             "passed": self.passed,
-            "atol": self.atol,
+            "criterion": self.gate.describe(),
+            "gate": self.gate.to_dict(),
             "max_abs_diff": self.max_abs_diff,
+            "least_margin": self.least_margin,
             "first_divergence": None
             if first is None
             else {"name": first.name, "index": first.index, "description": first.description},
             "outputs": [d.to_dict() for d in self.diffs],
             "not_compared": self.not_compared,
             "class": self.class_name,
+            "reference": self.reference,
             "source": self.source,
             "output": self.output,
             "inputs": self.inputs,
@@ -74,43 +86,41 @@ class ParityResult:
             )
         return ParityError(
             f"parity failed: first divergence at {first.name} ({first.description}), "
-            f"max abs diff {first.max_abs_diff:.3g} > atol {self.atol:g}",
+            f"max abs diff {first.max_abs_diff:.3g} > tolerance {first.tolerance:.3g} "
+            f"({self.gate.short()}, noise {first.noise:.3g})",
             self.output,
             "see parity_report.md in the output directory",
         )
 
 
 def _versions() -> dict[str, str]:
-    import numpy
-    import tensorflow
-    import torch
-    import transformers
-
+    """Versions of what ran, read from package metadata (importing torch here just to ask its
+    version would cost this process the start-up the child process saved)."""
     from .. import __version__
 
-    versions = {
-        "tf2pt": __version__,
-        "tensorflow": tensorflow.__version__,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "numpy": numpy.__version__,
-        "python": platform.python_version(),
-    }
-    for package in ("keras", "keras-hub"):  # the runner of keras-hub sources
+    versions = {"tf2pt": __version__}
+    for package in ("tensorflow", "torch", "transformers", "numpy", "keras", "keras-hub"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[package] = importlib.metadata.version(package)
-    return versions
+    if "tensorflow" not in versions:  # the CPU build is distributed as tensorflow-cpu
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions["tensorflow"] = importlib.metadata.version("tensorflow-cpu")
+    return versions | {"python": platform.python_version()}
 
 
 def run_parity(
     analysis: Analysis,
     out_dir: Path,
-    atol: float = DEFAULT_ATOL,
+    gate: Gate = MEASURED_NOISE,
     texts: tuple[str, ...] = (),
     progress: Callable[[str], None] = lambda _: None,
     published_as: Path | None = None,
+    own_process: bool = False,
 ) -> ParityResult:
-    """Build the source TF model and the converted PyTorch model, run both, compare."""
+    """Build the source TF model and the converted PyTorch model, run both, compare.
+
+    `own_process`: the caller (the CLI) owns this process, so the PyTorch half may run in a
+    child process and this one may be configured to never import torch (torch_side.py)."""
     source, plan = analysis.source, analysis.plan
     if source.layout not in TF_RUNNERS:
         raise UsageError(f"no TF runner for layout '{source.layout}' yet", source.path)
@@ -123,26 +133,34 @@ def run_parity(
         tokenizer_dir=tokenizer_dir,
     )
     seconds = {}
-    t0 = time.perf_counter()
-    progress(f"building the TF model (TF{plan.class_name}) from {source.path}")
-    tf_runner = TF_RUNNERS[source.layout](source, plan)
-    progress("running the TF model")
-    references = [tf_runner.run(batch) for batch in inputs.batches]
-    seconds["tensorflow"] = round(time.perf_counter() - t0, 3)
-    t0 = time.perf_counter()
-    progress(f"loading the PyTorch model ({plan.class_name}) strictly from the output")
-    pt_runner = TorchRunner(out_dir, plan.class_name)
-    progress("running the PyTorch model")
-    candidates = [pt_runner.run(batch) for batch in inputs.batches]
-    seconds["pytorch"] = round(time.perf_counter() - t0, 3)
+    runner = TF_RUNNERS[source.layout]
+    reference = runner.reference(source, plan)
+    progress(f"running the converted model ({plan.class_name}) in float32 and float64")
+    torch_side = TorchSide(out_dir, plan.class_name, inputs.batches, own_process)
+    try:
+        t0 = time.perf_counter()
+        progress(f"building the reference: {reference}, from {source.path}")
+        tf_runner = runner(source, plan)
+        progress("running the reference")
+        references = [tf_runner.run(batch) for batch in inputs.batches]
+        seconds["tensorflow"] = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
+        torch_runs = torch_side.result()
+        seconds["pytorch_wait"] = round(time.perf_counter() - t0, 3)
+        seconds["pytorch"] = torch_runs.seconds
+    finally:
+        torch_side.close()
     runs = [
-        (r, c, b.flat_mask())
-        for r, c, b in zip(references, candidates, inputs.batches, strict=True)
+        (r, c32, c64, b.flat_mask())
+        for r, c32, c64, b in zip(
+            references, torch_runs.float32, torch_runs.float64, inputs.batches, strict=True
+        )
     ]
-    diffs = compare_outputs(runs, atol)
+    diffs = compare_outputs(runs, gate)
     return ParityResult(
         passed=all(d.passed for d in diffs),
-        atol=atol,
+        gate=gate,
+        reference=reference,
         diffs=diffs,
         inputs=inputs.describe(),
         versions=_versions(),

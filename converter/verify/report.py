@@ -17,6 +17,10 @@ def _num(x: float | None) -> str:
     return f"{x:.3e}" if (x == 0 or abs(x) < 1e-3 or abs(x) >= 1e4) else f"{x:.6f}"
 
 
+def _margin(x: float | None) -> str:
+    return "exact" if x is None else f"{x:.1f}×"
+
+
 def markdown(result: ParityResult) -> str:
     verdict = "PASSED" if result.passed else "FAILED"
     first = result.first_divergence
@@ -24,10 +28,11 @@ def markdown(result: ParityResult) -> str:
         f"# Parity report: {verdict}",
         "",
         f"- model: `{result.class_name}`",
-        f"- source: `{result.source}`",
+        f"- source: `{result.source}`, run as {result.reference}",
         f"- converted: `{result.output}`",
-        f"- tolerance: max abs diff ≤ {result.atol:g} (float32, non-padding positions)",
-        f"- overall max abs diff: {_num(result.max_abs_diff)}",
+        f"- criterion: {result.gate.describe()}; float32, non-padding positions",
+        f"- overall max abs diff: {_num(result.max_abs_diff)}; least margin (tolerance ÷ "
+        f"diff): {_margin(result.least_margin)}",
         "- first divergence: "
         + ("none" if first is None else f"`{first.name}` ({first.description})"),
         f"- inputs: batches {result.inputs['batches']}, row lengths {result.inputs['lengths']}",
@@ -38,13 +43,19 @@ def markdown(result: ParityResult) -> str:
         ),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in result.versions.items()),
         "",
-        "| # | output | what | max abs | mean abs | max rel | cosine | argmax | ok |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "`noise` is the converted model's own float32 rounding noise on that output (its float32",
+        "run against its float64 run); `margin` is how many times the difference could grow",
+        "before it fails.",
+        "",
+        "| # | output | what | max abs | noise | tolerance | margin | mean abs | max rel | "
+        "cosine | argmax | ok |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for d in result.diffs:
         argmax = "—" if d.argmax_agreement is None else f"{d.argmax_agreement:.0%}"
         lines.append(
             f"| {d.index} | `{d.name}` | {d.description} | {_num(d.max_abs_diff)} | "
+            f"{_num(d.noise)} | {_num(d.tolerance)} | {_margin(d.margin)} | "
             f"{_num(d.mean_abs_diff)} | {_num(d.max_rel_diff)} | {d.cosine:.8f} | "
             f"{argmax} | {'✅' if d.passed else '❌'} |"
         )
@@ -57,20 +68,31 @@ def plot(result: ParityResult, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [d.name for d in result.diffs]
     floor = 1e-12  # exact zeros cannot sit on a log axis
-    values = [
-        max(d.max_abs_diff, floor) if math.isfinite(d.max_abs_diff) else 1e6 for d in result.diffs
-    ]
+
+    def finite(x: float) -> float:
+        return max(x, floor) if math.isfinite(x) else 1e6
+
+    names = [d.name for d in result.diffs]
+    at = range(len(names))
     colors = ["tab:green" if d.passed else "tab:red" for d in result.diffs]
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(names) + 2), 4), dpi=100)
-    ax.bar(range(len(names)), values, color=colors)
-    ax.axhline(result.atol, color="black", linestyle="--", label=f"atol {result.atol:g}")
+    ax.bar(at, [finite(d.max_abs_diff) for d in result.diffs], color=colors, label="TF vs PyTorch")
+    ax.plot(
+        at,
+        [finite(d.tolerance) for d in result.diffs],
+        "k_",
+        markersize=18,
+        mew=2,
+        label="tolerance",
+    )
+    if result.gate.measured:
+        ax.plot(at, [finite(d.noise) for d in result.diffs], "b.", label="float32 noise")
     ax.set_yscale("log")
-    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("max abs diff (TF vs PyTorch)")
+    ax.set_xticks(at, names, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("max abs diff")
     ax.set_title(f"{result.class_name}: parity {'passed' if result.passed else 'FAILED'}")
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)

@@ -1,4 +1,4 @@
-"""Model runners for parity: the source's faithful TF model and the converted PyTorch model.
+"""TF runners for parity: the source's faithful TF model (the PyTorch side is torch_side.py).
 
 A runner returns the outputs to compare, in forward order and named as in the report:
 `hidden_states[0..N]`, then `pooler_output` when the model has one, then the head outputs
@@ -12,7 +12,6 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -37,6 +36,11 @@ SKIPPED_OUTPUTS = {
 class Runner(Protocol):
     framework: str
 
+    @staticmethod
+    def reference(source: Source, plan: Plan) -> str:
+        """What the reference model is, for progress lines and reports."""
+        ...
+
     def run(self, batch: Batch) -> Outputs: ...
 
 
@@ -49,7 +53,7 @@ def ordered_outputs(model_output: Any, to_numpy: Callable[[Any], np.ndarray]) ->
     return outputs
 
 
-def _loading_problems(info: dict[str, Any], harmless: set[str] = frozenset()) -> list[str]:
+def loading_problems(info: dict[str, Any], harmless: set[str] = frozenset()) -> list[str]:
     return [f"{k}: {sorted(set(v) - harmless)[:5]}" for k, v in info.items() if set(v) - harmless]
 
 
@@ -62,7 +66,7 @@ def _weightless_layers(unexpected: list[str], source: Source) -> set[str]:
     return layer_names - holding
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -94,13 +98,17 @@ class HfKerasTfRunner:
 
     framework = "tensorflow"
 
+    @staticmethod
+    def reference(source: Source, plan: Plan) -> str:
+        return f"transformers' TF{plan.class_name}"
+
     def __init__(self, source: Source, plan: Plan):
         _quiet_tensorflow()
         import tensorflow as tf
         import transformers
 
         tf.keras.utils.set_random_seed(0)
-        _quiet_transformers()
+        quiet_transformers()
         cls = getattr(transformers, "TF" + plan.class_name)
         directory = source.weight_files[0].parent
         config = cls.config_class.from_pretrained(str(directory))
@@ -110,7 +118,7 @@ class HfKerasTfRunner:
                 str(directory), config=config, output_loading_info=True
             )
         harmless = _weightless_layers(info.get("unexpected_keys", []), source)
-        problems = _loading_problems(info, harmless)
+        problems = loading_problems(info, harmless)
         if problems:
             raise ParityError(
                 "the source TF model did not load completely: " + "; ".join(problems), directory
@@ -130,40 +138,6 @@ class HfKerasTfRunner:
         return ordered_outputs(result, lambda t: np.asarray(t, dtype=np.float32))
 
 
-class TorchRunner:
-    """The converted model, loaded strictly from the output directory alone."""
-
-    framework = "pytorch"
-
-    def __init__(self, out_dir: Path, class_name: str):
-        import torch
-        import transformers
-
-        torch.manual_seed(0)
-        _quiet_transformers()
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-        self.torch = torch
-        cls = getattr(transformers, class_name)
-        self.model, info = cls.from_pretrained(str(out_dir), output_loading_info=True)
-        problems = _loading_problems(info)
-        on_meta = [n for n, p in self.model.named_parameters() if p.device.type == "meta"]
-        if on_meta:
-            problems.append(f"parameters left on the meta device: {on_meta[:5]}")
-        if problems:
-            raise ParityError(
-                "the converted model does not load strictly: " + "; ".join(problems), out_dir
-            )
-        self.model.eval()
-
-    def run(self, batch: Batch) -> Outputs:
-        torch = self.torch
-        feed = {k: torch.from_numpy(v.astype(np.int64)) for k, v in batch.as_dict().items()}
-        with torch.no_grad():
-            result = self.model(**feed, output_hidden_states=True, return_dict=True)
-        return ordered_outputs(result, lambda t: t.detach().float().numpy())
-
-
 class KerasHubRunner:
     """keras-hub itself: the model rebuilt from its own config (or, for a bare `.weights.h5`,
     from the config the conversion inferred) with the source weights loaded by Keras.
@@ -176,6 +150,10 @@ class KerasHubRunner:
     """
 
     framework = "keras"
+
+    @staticmethod
+    def reference(source: Source, plan: Plan) -> str:
+        return f"keras-hub's {plan.table.heads[plan.head].source_class}"
 
     def __init__(self, source: Source, plan: Plan):
         _quiet_tensorflow()

@@ -39,6 +39,10 @@ def _activation(name: str, tf):
 class Tf1BertRunner:
     framework = "tensorflow"
 
+    @staticmethod
+    def reference(source: Source, plan: Plan) -> str:
+        return "the TF1 reference BERT (modeling.py's forward on the checkpoint's own names)"
+
     def __init__(self, source: Source, plan: Plan):
         tf = tensorflow()
         self.tf = tf

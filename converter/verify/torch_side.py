@@ -1,0 +1,177 @@
+"""The PyTorch half of a parity check: the converted model in float32, and again in float64.
+
+The float32 run is what is compared with the TF model; the float64 run measures the float32
+rounding noise of each output (gate.py). In a `tf2pt` process that has not imported torch yet,
+this half runs in a spawned child, so importing torch and transformers and the forward passes
+overlap with TensorFlow's import, build and forward pass in the parent, and the parent never
+imports torch at all: that pays for the float64 pass. Where torch is already imported (tests) or
+the process is not ours to reconfigure (the Python API in a notebook) it runs in-process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import errors
+from ..errors import ParityError, Tf2ptError
+from .inputs import Batch
+from .runners import Outputs, loading_problems, ordered_outputs, quiet_transformers
+
+PRECISIONS = ("float32", "float64")
+
+
+@dataclass
+class TorchRuns:
+    """Outputs of the converted model per batch, in both precisions."""
+
+    float32: list[Outputs]
+    float64: list[Outputs]
+    seconds: float
+
+
+class TorchRunner:
+    """The converted model, loaded strictly from the output directory alone."""
+
+    framework = "pytorch"
+
+    def __init__(self, out_dir: Path, class_name: str, precision: str = "float32"):
+        import torch
+        import transformers
+
+        torch.manual_seed(0)
+        quiet_transformers()
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        self.torch = torch
+        self.numpy_dtype = np.dtype(precision)
+        cls = getattr(transformers, class_name)
+        self.model, info = cls.from_pretrained(
+            str(out_dir), output_loading_info=True, torch_dtype=getattr(torch, precision)
+        )
+        problems = loading_problems(info)
+        on_meta = [n for n, p in self.model.named_parameters() if p.device.type == "meta"]
+        if on_meta:
+            problems.append(f"parameters left on the meta device: {on_meta[:5]}")
+        if problems:
+            raise ParityError(
+                "the converted model does not load strictly: " + "; ".join(problems), out_dir
+            )
+        self.model.eval()
+
+    def run(self, batch: Batch) -> Outputs:
+        torch = self.torch
+        feed = {k: torch.from_numpy(v.astype(np.int64)) for k, v in batch.as_dict().items()}
+        # Tensors the model creates on the fly take the default dtype: transformers 4.57 fills
+        # a causal mask with float64's minimum through torch.full without a dtype, which
+        # overflows float32 (BertLMHeadModel, RobertaForCausalLM).
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(self.model.dtype)
+        try:
+            with torch.no_grad():
+                result = self.model(**feed, output_hidden_states=True, return_dict=True)
+        finally:
+            torch.set_default_dtype(default)
+        return ordered_outputs(result, lambda t: t.detach().numpy().astype(self.numpy_dtype))
+
+
+def run_converted(
+    out_dir: Path, class_name: str, batches: list[Batch], before_each=lambda: None
+) -> TorchRuns:
+    """Both precisions, one after the other (the float32 model is freed before float64).
+    `before_each` runs before each load and forward pass (the child adjusts its threads)."""
+    start = time.perf_counter()
+    runs: dict[str, list[Outputs]] = {}
+    for precision in PRECISIONS:
+        before_each()
+        runner = TorchRunner(out_dir, class_name, precision)
+        runs[precision] = []
+        for batch in batches:
+            before_each()
+            runs[precision].append(runner.run(batch))
+        del runner
+    return TorchRuns(runs["float32"], runs["float64"], round(time.perf_counter() - start, 3))
+
+
+def _child(connection, alone, out_dir: Path, class_name: str, batches: list[Batch]) -> None:
+    """Entry point of the spawned process: send back the runs or the error, never raise.
+
+    It computes on one core while the parent runs TensorFlow on the other(s), and on all of
+    them once the parent has finished and is waiting (`alone` is set): two processes each
+    asking for every core run slower than one after the other."""
+    os.environ.update(USE_TF="0", USE_TORCH="1")  # the parent's choices are not ours
+    try:
+        import torch
+
+        share = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+        def threads() -> None:
+            if alone.is_set():
+                torch.set_num_threads(share)
+
+        connection.send(("ok", run_converted(out_dir, class_name, batches, threads)))
+    except Tf2ptError as exc:
+        connection.send(("error", (type(exc).__name__, exc.what, exc.path, exc.hint)))
+    except BaseException:  # a bug: the parent re-raises it with this traceback
+        connection.send(("crash", traceback.format_exc()))
+    finally:
+        connection.close()
+
+
+class TorchSide:
+    """Starts the PyTorch half and hands back its runs. With `own_process` (the CLI: this
+    process is only ours) and torch not imported yet, it runs in a child, and this process tells
+    transformers to leave torch alone: importing it here would cost seconds for nothing."""
+
+    def __init__(self, out_dir: Path, class_name: str, batches: list[Batch], own_process: bool):
+        self.args = (out_dir, class_name, batches)
+        self.process: Any = None
+        if own_process and "torch" not in sys.modules:
+            if "transformers" not in sys.modules:
+                os.environ.setdefault("USE_TORCH", "0")
+            context = multiprocessing.get_context("spawn")
+            self.connection, child_end = context.Pipe(duplex=False)
+            self.alone = context.Event()
+            self.process = context.Process(
+                target=_child, args=(child_end, self.alone, *self.args), daemon=True
+            )
+            self.process.start()
+            child_end.close()
+
+    def result(self) -> TorchRuns:
+        if self.process is None:
+            return run_converted(*self.args)
+        self.alone.set()
+        try:
+            status, payload = self.connection.recv()
+        except EOFError:
+            self.process.join()
+            raise ParityError(
+                f"the PyTorch side of the parity check died (exit code {self.process.exitcode})",
+                self.args[0],
+                "out of memory? try again with fewer processes running",
+            ) from None
+        finally:
+            self.close()
+        if status == "ok":
+            return payload
+        if status == "error":
+            kind, what, path, hint = payload
+            raise getattr(errors, kind, ParityError)(what, path, hint)
+        raise RuntimeError(f"the PyTorch side of the parity check failed:\n{payload}")
+
+    def close(self) -> None:
+        """Stop the child if it is still running (an error or interrupt on the TF side)."""
+        if self.process is not None and self.process.is_alive():
+            self.process.terminate()
+        if self.process is not None:
+            self.process.join()
