@@ -157,7 +157,8 @@ def _pickled(files: list[Path], book, notes: list[str]) -> tuple[dict, dict | No
     for file in files:
         obj = _torch_load(file)
         if fairseq.is_fairseq(obj):
-            state = obj[fairseq.load_spec().weights]
+            state, split = fairseq.split_fused(obj[fairseq.load_spec().weights])
+            notes += split
             shapes = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
             config, more = fairseq.fairseq_config(obj, shapes, file)
             notes += more

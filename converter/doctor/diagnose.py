@@ -263,9 +263,34 @@ def _meaning(key: str, got: tuple[int, ...], want: tuple[int, ...], target: Targ
             f"vocabulary differs: checkpoint has {got[0]} tokens, model {want[0]} — use the "
             "checkpoint's config (vocab_size) or resize the embeddings before training"
         )
+    if key.endswith("position_embeddings.weight") and got[1:] == want[1:]:
+        return _position_meaning(got[0], want[0], target)
     if tuple(reversed(got)) == want and got != want:
         return f"stored transposed ({list(got)}): a TF/Keras kernel saved without its transpose"
     return f"checkpoint {list(got)} vs model {list(want)}"
+
+
+def _position_offset(target: Target) -> int:
+    """Rows of the position table before the first real position (RoBERTa: pad_token_id + 1)."""
+    model_type = str(target.config.get("model_type"))
+    tables = (load_table(name) for name in table_names())
+    return next((t.position_offset for t in tables if t.serves(model_type)), 0)
+
+
+def _position_meaning(got: int, want: int, target: Target) -> str:
+    offset = _position_offset(target)
+
+    def rows(n: int) -> str:
+        return (
+            f"{n} rows = {n - offset} positions + {offset} offset rows" if offset else f"{n} rows"
+        )
+
+    why = " (position ids start at pad_token_id + 1)" if offset else ""
+    return (
+        f"position table differs: checkpoint has {rows(got)}, model {rows(want)}{why} — the "
+        f"checkpoint takes inputs of up to {got - offset} tokens; pass --set "
+        f"max_position_embeddings={got} or use the checkpoint's config"
+    )
 
 
 def _candidates(key: str, book: RepairBook, base: str, tf_rules):

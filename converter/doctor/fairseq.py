@@ -30,6 +30,7 @@ class FairseqSpec:
     fixed: dict[str, Any]
     must_be: tuple[dict[str, Any], ...]
     dictionary: dict[str, Any]
+    split: tuple[dict[str, Any], ...]
 
 
 @cache
@@ -57,6 +58,7 @@ def load_spec() -> FairseqSpec:
             dict(data["fixed"]),
             tuple(data.get("must_be") or ()),
             dict(data["dictionary"]),
+            tuple(data.get("split") or ()),
         )
     except (KeyError, TypeError, AttributeError, re.error) as exc:
         raise MappingTableError(f"{path}: malformed ({exc})") from None
@@ -92,6 +94,23 @@ def _model_args(obj: dict) -> dict[str, Any]:
         if found:
             return dict(found)
     return {}
+
+
+def split_fused(state: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The state with each fused q/k/v tensor replaced by its three row blocks (views, no copy)."""
+    out: dict[str, Any] = {}
+    fused = 0
+    for name, tensor in state.items():
+        rule = next((r for r in load_spec().split if name.endswith(r["suffix"])), None)
+        if rule is None or getattr(tensor, "ndim", 0) == 0 or tensor.shape[0] % len(rule["into"]):
+            out[name] = tensor
+            continue
+        stem = name.removesuffix(rule["suffix"])
+        for part, block in zip(rule["into"], tensor.chunk(len(rule["into"])), strict=True):
+            out[stem + part] = block
+        fused += 1
+    notes = [f"{fused} fused in_proj tensor(s) split into q/k/v by rows"] if fused else []
+    return out, notes
 
 
 def _from_shapes(pattern: str, axis: int, shapes: dict[str, tuple[int, ...]]) -> int | None:
