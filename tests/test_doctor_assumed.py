@@ -109,3 +109,26 @@ def test_roberta_family_without_config_gets_the_family_eps_not_the_class_default
     ids = torch.tensor([[0, 5, 9, 17, 33, 2]])
     with torch.no_grad():
         assert torch.equal(fixed(ids).last_hidden_state, model(ids).last_hidden_state)
+
+
+def test_family_defaults_are_validated_and_inherited_by_variants():
+    from converter.errors import MappingTableError
+    from converter.mapping import load_table, parse_table
+
+    roberta = load_table("roberta-hf-keras").family_defaults
+    assert roberta["layer_norm_eps"] == 1e-5 and roberta["pad_token_id"] == 1
+    for variant in ("xlm-roberta-hf-keras", "camembert-hf-keras", "phobert-hf-keras"):
+        assert load_table(variant).family_defaults == roberta, variant
+    assert load_table("bert-hf-keras").family_defaults["layer_norm_eps"] == 1e-12
+    bad = {
+        "schema": 1,
+        "architecture": "toy",
+        "layout": "hf-keras",
+        "model_type": "toy",
+        "class_prefix": "Toy",
+        "groups": {},
+        "heads": {},
+        "family_defaults": {"layer_norm_eps": [1e-5]},
+    }
+    with pytest.raises(MappingTableError, match="family_defaults: layer_norm_eps must map to"):
+        parse_table("toy", bad)
