@@ -133,8 +133,6 @@ def _load_error(exc: Exception, file: Path) -> InputError:
 
 
 def _torch_load(file: Path):
-    import pickle
-
     import torch
 
     try:
@@ -143,8 +141,6 @@ def _torch_load(file: Path):
         mmap = zipfile.is_zipfile(file)
         with torch.serialization.safe_globals(fairseq.safe_classes()):
             return torch.load(str(file), map_location="cpu", weights_only=True, mmap=mmap)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise _load_error(exc, file) from None
     except Exception as exc:  # a damaged pickle can fail anywhere in the unpickler
         raise _load_error(exc, file) from None
 
