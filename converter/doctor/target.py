@@ -22,7 +22,6 @@ class ConfigOrigin:
     """Where the config values no weight shape shows came from, when no config was given."""
 
     inferred: bool = False  # built from the weights' shapes (no config file)
-    given: dict[str, Any] = field(default_factory=dict)  # --set key=value
     family: dict[str, Any] = field(default_factory=dict)  # the table's family_defaults
     assumed: dict[str, str] = field(default_factory=dict)  # key → how it was guessed
 
@@ -148,7 +147,7 @@ def base_config(
     Built from shapes, the values no weight shows come from --set, the family defaults, or a
     guess, and `ConfigOrigin` records which, so a guess never reads as a clean verdict.
     """
-    origin = ConfigOrigin(given=dict(overrides))
+    origin = ConfigOrigin()
     if model is not None:
         return _config_from(model) | overrides, origin
     if checkpoint.config is not None:
