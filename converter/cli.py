@@ -287,12 +287,42 @@ def summarize_cmd(out_dir, sources):
         )
 
 
+def _settings(pairs: tuple[str, ...]) -> dict[str, object]:
+    """`--set key=value` pairs; values read as JSON (12, 1e-5, true), else as text (gelu)."""
+    settings: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise UsageError(
+                f"cannot read --set '{pair}'", hint="write e.g. --set num_attention_heads=12"
+            )
+        try:
+            settings[key.strip()] = json.loads(text)
+        except ValueError:
+            settings[key.strip()] = text
+    return settings
+
+
 @cli.command("doctor")
 @click.argument("ckpt", type=click.Path(path_type=Path))
 @click.option(
     "--model",
+    "--config",
+    "model",
     type=click.Path(path_type=Path),
     help="Model dir or config.json to load into (default: the config.json beside CKPT).",
+)
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A config value the weights do not show (e.g. num_attention_heads=12); repeatable.",
+)
+@click.option(
+    "--accept-assumed",
+    is_flag=True,
+    help="Exit 0 and let --fix write even when a config value had to be guessed.",
 )
 @click.option("--arch", help="Architecture, when there is no config (roberta, bert, …).")
 @click.option("--head", help="Model head (default: the config's class, else the best fit).")
@@ -308,18 +338,32 @@ def summarize_cmd(out_dir, sources):
 @click.option("--max-shard-size", default="5GB", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON.")
 def doctor_cmd(
-    ckpt, model, arch, head, num_labels, drop_head, fix_out, force, max_shard_size, as_json
+    ckpt,
+    model,
+    settings,
+    accept_assumed,
+    arch,
+    head,
+    num_labels,
+    drop_head,
+    fix_out,
+    force,
+    max_shard_size,
+    as_json,
 ):
-    """Explain why the PyTorch checkpoint CKPT does (not) load cleanly into a transformers
-    model, and with --fix write a repaired copy. Exit 0 when it loads (as is or after
-    repair), 1 when it cannot load without losing weights."""
+    """Explain why the PyTorch checkpoint CKPT (safetensors, torch.save files of any name such
+    as Lightning's .ckpt, fairseq's model.pt) does (not) load cleanly into a transformers model,
+    and with --fix write a repaired copy. Exit 0 when it loads (as is or after repair), 1 when
+    it cannot load without losing weights or rests on a guessed config value (unless
+    --accept-assumed)."""
     from .doctor import examine
     from .doctor.diagnose import LOSSY
     from .doctor.fix import REPORT_FILE, write_fixed
     from .doctor.report import render
 
     max_shard_bytes = _size(max_shard_size)
-    found = examine(ckpt, model, arch, head, num_labels, drop_head)
+    overrides = _settings(settings)
+    found = examine(ckpt, model, arch, head, num_labels, drop_head, overrides)
     diagnosis = found.diagnosis
     if as_json:
         _print_json(diagnosis.to_dict())
@@ -328,10 +372,23 @@ def doctor_cmd(
             click.echo(line)
     if fix_out is not None:
         files = write_fixed(
-            found.checkpoint, found.target, diagnosis, fix_out, force, max_shard_bytes
+            found.checkpoint,
+            found.target,
+            diagnosis,
+            fix_out,
+            force,
+            max_shard_bytes,
+            model,
+            accept_assumed,
         )
         _say(f"wrote {fix_out} ({len(files)} files; report: {fix_out / REPORT_FILE})")
     elif diagnosis.verdict == LOSSY:
+        sys.exit(1)
+    elif diagnosis.assumed and not accept_assumed:
+        _say(
+            f"the verdict rests on guessed config values ({', '.join(sorted(diagnosis.assumed))})"
+            " — pass --model DIR_OR_CONFIG or --set KEY=VALUE, or --accept-assumed"
+        )
         sys.exit(1)
 
 

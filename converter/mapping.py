@@ -33,6 +33,7 @@ TOP_KEYS = {
     "base_model_prefix",
     "placeholders",
     "config_defaults",
+    "family_defaults",
     "position_offset",
     "groups",
     "heads",
@@ -206,6 +207,9 @@ class Table:
     source_notes: tuple[SourceNote, ...] = ()
     extends: str = ""  # the table this one is a variant of
     keep_source_config: bool = False  # start from the source config (its keys are HF keys)
+    # What the architecture family's checkpoints use for values weights cannot show (eps,
+    # activation, pad id), for a checkpoint that comes without any config (`tf2pt doctor`).
+    family_defaults: dict[str, Any] = field(default_factory=dict)
 
     def serves(self, name: str) -> bool:
         """`name` (an --arch or a config's model_type) is this table's architecture."""
@@ -312,7 +316,7 @@ def _group(where: str, data: dict) -> Group:
 def _merge(parent: dict, child: dict) -> dict:
     """`extends:` semantics: child keys win; groups and heads merge by name; ignore appends."""
     merged = {**parent, **child}
-    for key in ("groups", "heads", "config_defaults", "placeholders"):
+    for key in ("groups", "heads", "config_defaults", "family_defaults", "placeholders"):
         merged[key] = {**(parent.get(key) or {}), **(child.get(key) or {})}
     merged["ignore"] = list(parent.get("ignore") or []) + list(child.get("ignore") or [])
     merged["extends"] = child["extends"]  # the direct parent, kept for `archs` and selection
@@ -393,6 +397,7 @@ def parse_table(name: str, data: dict) -> Table:
         description=str(data.get("description") or ""),
         extends=str(data.get("extends") or ""),
         keep_source_config=bool(data.get("keep_source_config", False)),
+        family_defaults=_family_defaults(f"{where}: family_defaults", data.get("family_defaults")),
         source_config={
             k: _source_config_entry(f"{where}: source_config.{k}", v)
             for k, v in (data.get("source_config") or {}).items()
@@ -402,6 +407,18 @@ def parse_table(name: str, data: dict) -> Table:
             for i, n in enumerate(data.get("source_notes") or [])
         ),
     )
+
+
+def _family_defaults(where: str, data: Any) -> dict[str, Any]:
+    """Config key → a plain value (number, string, bool), nothing nested."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise MappingTableError(f"{where}: expected a mapping, got {type(data).__name__}")
+    for key, value in data.items():
+        if not isinstance(key, str) or not isinstance(value, int | float | str | bool):
+            raise MappingTableError(f"{where}: {key} must map to a number, string or bool")
+    return dict(data)
 
 
 def _source_config_entry(where: str, data: Any) -> SourceConfigEntry:

@@ -364,10 +364,11 @@ def test_tf_variable_names_are_renamed_and_transposed_by_the_tables(
 def test_without_config_the_head_is_chosen_from_the_keys(classifier, tmp_path):
     model, _ = classifier
     torch.save(model.state_dict(), tmp_path / "bare.pt")
-    report = _diagnosis(tmp_path / "bare.pt", "--arch", "roberta")
+    args = (tmp_path / "bare.pt", "--arch", "roberta", "--set", "num_attention_heads=4")
+    report = _diagnosis(*args)
     assert report["class"] == "RobertaForSequenceClassification"
-    assert report["verdict"] == "loads cleanly"
-    assert any("num_attention_heads=" in n and "--model" in n for n in report["notes"])
+    assert report["verdict"].startswith("loads after repair; family defaults: layer_norm_eps=")
+    assert report["assumed"] == {} and report["family_defaults"]["layer_norm_eps"] == 1e-5
 
 
 def test_fix_refuses_bfloat16_naming_the_file_and_writes_nothing(classifier, tmp_path):

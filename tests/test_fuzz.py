@@ -12,6 +12,7 @@ from .conftest import copy_tree, run_cli
 CASES = 300
 KERAS_CASES = 100
 TF1_CASES = 100
+DOCTOR_CASES = 100
 SECONDS_PER_CASE = 30
 STRUCTURE_TIMEOUT_S = 2  # a corrupt HDF5 heap can make the C library spin; the reader gives up
 
@@ -49,8 +50,21 @@ def alarm():
     signal.signal(signal.SIGALRM, previous)
 
 
-def _fuzz(make_source, cases: int, tmp_path, seed: int) -> dict[int, int]:
-    """Convert `cases` damaged sources; each must convert whole or fail cleanly, in time."""
+def _convert(src, out) -> list[str]:
+    return ["convert", str(src), str(out), "--no-verify"]
+
+
+def _doctor_fix_masked_lm(src, out) -> list[str]:
+    return ["doctor", str(src), "--fix", str(out), "--head", "masked-lm"]
+
+
+def _doctor_fix(src, out) -> list[str]:
+    return ["doctor", str(src), "--fix", str(out)]
+
+
+def _fuzz(make_source, cases: int, tmp_path, seed: int, command=_convert) -> dict[int, int]:
+    """Run `command` (convert, or doctor --fix) on `cases` damaged sources; each must be
+    written whole or fail cleanly, in time."""
     rng = random.Random(seed)
     outcomes = {0: 0, 1: 0, 2: 0}
     hangs = 0
@@ -59,7 +73,7 @@ def _fuzz(make_source, cases: int, tmp_path, seed: int) -> dict[int, int]:
         out = tmp_path / f"out{case}"
         signal.alarm(SECONDS_PER_CASE)
         try:
-            code, _, err = run_cli(["convert", str(src), str(out), "--no-verify"])
+            code, _, err = run_cli(command(src, out))
         except _Hang:
             pytest.fail(f"case {case}: no answer within {SECONDS_PER_CASE} s")
         finally:
@@ -123,3 +137,51 @@ def test_damaged_tf1_checkpoints_fail_cleanly_or_convert_whole(tf1_checkpoints, 
         return src
 
     _fuzz(make, TF1_CASES, tmp_path, seed=20261124)
+
+
+def test_damaged_fairseq_checkpoints_fail_cleanly_or_are_repaired_whole(tmp_path, alarm):
+    import torch
+
+    from .test_doctor_fairseq import _fairseq_state, _hf_model, _save_fairseq
+
+    model = _hf_model("RobertaForMaskedLM")
+    pristine_dir = tmp_path / "pristine"
+    pristine = _save_fairseq(pristine_dir, _fairseq_state(model), with_cfg=False).read_bytes()
+    torch.save(  # and the legacy (non-zip) torch.save format, which is a plain pickle stream
+        torch.load(pristine_dir / "model.pt", weights_only=False),
+        pristine_dir / "legacy.pt",
+        _use_new_zipfile_serialization=False,
+    )
+    legacy = (pristine_dir / "legacy.pt").read_bytes()
+
+    def make(src, rng):
+        copy_tree(pristine_dir, src)
+        (src / "model.pt").write_bytes(_damage(rng.choice([pristine, legacy]), rng))
+        return src / "model.pt"
+
+    _fuzz(make, DOCTOR_CASES, tmp_path, seed=20261125, command=_doctor_fix_masked_lm)
+
+
+def test_damaged_lightning_checkpoints_fail_cleanly_or_are_repaired_whole(tmp_path, alarm):
+    import torch
+
+    from .test_doctor_fairseq import _hf_model
+
+    model = _hf_model("RobertaForSequenceClassification")
+    model.save_pretrained(tmp_path / "pristine")
+    (tmp_path / "pristine" / "model.safetensors").unlink()  # the config stays beside the ckpt
+    checkpoint = {
+        "epoch": 1,
+        "global_step": 10,
+        "pytorch-lightning_version": "2.4.0",
+        "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+    }
+    torch.save(checkpoint, tmp_path / "pristine" / "last.ckpt")
+    pristine = (tmp_path / "pristine" / "last.ckpt").read_bytes()
+
+    def make(src, rng):
+        copy_tree(tmp_path / "pristine", src)
+        (src / "last.ckpt").write_bytes(_damage(pristine, rng))
+        return src / "last.ckpt"
+
+    _fuzz(make, DOCTOR_CASES, tmp_path, seed=20261126, command=_doctor_fix)

@@ -33,6 +33,7 @@ def examine(
     head: str | None = None,
     num_labels: int | None = None,
     drop_head: bool = False,
+    overrides: dict[str, object] | None = None,
 ) -> Examination:
     """Open the checkpoint, decide the model it should load into, and diagnose every key.
 
@@ -40,16 +41,19 @@ def examine(
     tried and the one that loses the fewest weights is chosen (and said so in the notes).
     """
     book = load_repairs()
-    checkpoint = open_checkpoint(path, book.containers)
-    config, inferred = base_config(checkpoint, model, arch, book.infer_config)
-    choices: dict[str, object] = {}
+    checkpoint = open_checkpoint(path, book)
+    overrides = dict(overrides or {})
+    config, origin = base_config(
+        checkpoint, model, arch, book.infer_config, book.unseen_config, overrides
+    )
+    choices: dict[str, object] = {f"--set {k}": v for k, v in overrides.items()}
     if num_labels is not None:
         choices["num_labels"] = num_labels
     if drop_head:
         choices["drop_head"] = True
     tried = []
     for class_name in candidate_classes(config, arch, head):
-        target = build_target(config, class_name, num_labels, inferred)
+        target = build_target(config, class_name, num_labels, origin, book.written_config)
         diagnosis = diagnose(checkpoint, target, drop_head, choices)
         tried.append(Examination(checkpoint, target, diagnosis))
     best = min(tried, key=lambda e: _losses(e.diagnosis))

@@ -1,12 +1,15 @@
-"""A PyTorch checkpoint's tensors, by name: safetensors (single or sharded), a `.bin`/`.pt`/`.pth`
-file loaded only with `torch.load(weights_only=True)`, or a `save_pretrained` directory.
+"""A PyTorch checkpoint's tensors, by name: safetensors (single or sharded), a torch.save file
+(any name: `.bin`, `.pt`, a Lightning `.ckpt`, a fairseq `model.pt` — recognised by its content)
+loaded only with `torch.load(weights_only=True)`, or a `save_pretrained` directory.
 
-Pickles are never loaded any other way: weights_only refuses anything but tensors and plain
-containers, so a malicious or code-carrying file is an input error, not code that runs.
+Pickles are never loaded any other way: weights_only refuses anything but tensors, plain
+containers and the few plain-value classes fairseq stores (mappings/doctor/fairseq.yaml), so a
+malicious or code-carrying file is an input error naming the class it refused, not code that runs.
 """
 
 from __future__ import annotations
 
+import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,10 +27,11 @@ from ..readers.base import (
     sibling_files,
 )
 from ..writer import INDEX_FILE, SAFETENSORS_DTYPES, SINGLE_FILE
+from . import fairseq
 
 PICKLED = "pytorch_model.bin"
 PICKLED_INDEX = "pytorch_model.bin.index.json"
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth")
+PICKLE_PROTOCOL_OPCODE = b"\x80"  # a pickle's first byte (protocol 2+): torch.save's legacy format
 # safetensors dtype code → the dtype's name (torch and numpy agree on these names)
 DTYPE_NAMES = {code: np.dtype(key).name for key, code in SAFETENSORS_DTYPES.items()} | {
     "BF16": "bfloat16"
@@ -81,14 +85,25 @@ def _load_one(file: Path, name: str) -> np.ndarray:
         return _to_numpy(f.get_tensor(name))
 
 
-def _unwrap(obj: Any, containers: tuple[str, ...], notes: list[str], file: Path) -> dict:
+def _trainer(obj: dict, trainers: tuple[dict[str, Any], ...]) -> str:
+    """ "a PyTorch Lightning 2.4.0 checkpoint (epoch 3, global_step 1200)", or "a training
+    checkpoint" when no known trainer's marker key is in it."""
+    for trainer in trainers:
+        if trainer["marker"] in obj:
+            facts = ", ".join(f"{k} {obj[k]}" for k in trainer.get("facts", ()) if k in obj)
+            version = obj[trainer["marker"]]
+            return f"a {trainer['name']} {version} checkpoint" + (f" ({facts})" if facts else "")
+    return "a training checkpoint"
+
+
+def _unwrap(obj: Any, book, notes: list[str], file: Path) -> dict:
     import torch
 
     if isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
-        for key in containers:
+        for key in book.containers:
             if isinstance(obj.get(key), dict):
-                notes.append(f"the file is a training checkpoint; used its '{key}' entry")
-                return _unwrap(obj[key], containers, notes, file)
+                notes.append(f"the file is {_trainer(obj, book.trainers)}; used its '{key}' entry")
+                return _unwrap(obj[key], book, notes, file)
     if not isinstance(obj, dict):
         raise InputError(f"holds a {type(obj).__name__}, not a state_dict", file)
     skipped = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
@@ -97,30 +112,69 @@ def _unwrap(obj: Any, containers: tuple[str, ...], notes: list[str], file: Path)
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
-def _pickled(files: list[Path], containers: tuple[str, ...], notes: list[str]):
-    import pickle
+def _load_error(exc: Exception, file: Path) -> InputError:
+    """The refusal, naming the class the pickle wanted when that was the reason."""
+    text = str(exc).strip()
+    refused = re.search(r"GLOBAL ([\w.]+)", text)
+    allowed = ", ".join(fairseq.load_spec().safe_globals)
+    if refused:
+        why = (
+            f"it pickles {refused.group(1)}, which is not a tensor, a plain container or an "
+            f"allowed class ({allowed})"
+        )
+    else:
+        why = (text.splitlines()[0][:200] if text else type(exc).__name__).rstrip(".")
+    return InputError(
+        f"does not load with torch.load(weights_only=True): {why}; tf2pt never unpickles "
+        "anything else",
+        file,
+        "re-save the state_dict with torch.save(model.state_dict()) or as safetensors",
+    )
 
+
+def _torch_load(file: Path):
     import torch
 
-    tensors = {}
+    try:
+        # mmap keeps the tensors on disk until --fix reads them, one at a time; only the
+        # zip format (torch.save's default since 1.6) allows it
+        mmap = zipfile.is_zipfile(file)
+        with torch.serialization.safe_globals(fairseq.safe_classes()):
+            return torch.load(str(file), map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as exc:  # a damaged pickle can fail anywhere in the unpickler
+        raise _load_error(exc, file) from None
+
+
+def _pickled(files: list[Path], book, notes: list[str]) -> tuple[dict, dict | None]:
+    """(tensors, the config a fairseq file stores, else None)."""
+    import torch
+
+    tensors, config = {}, None
     for file in files:
-        try:
-            # mmap keeps the tensors on disk until --fix reads them, one at a time; only the
-            # zip format (torch.save's default since 1.6) allows it
-            mmap = zipfile.is_zipfile(file)
-            obj = torch.load(str(file), map_location="cpu", weights_only=True, mmap=mmap)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-            raise InputError(
-                f"does not load with torch.load(weights_only=True) ({first}); tf2pt never "
-                "unpickles anything else",
-                file,
-                "re-save the state_dict with torch.save(model.state_dict()) or as safetensors",
-            ) from None
-        for name, t in _unwrap(obj, containers, notes, file).items():
+        obj = _torch_load(file)
+        if fairseq.is_fairseq(obj):
+            state, split = fairseq.split_fused(obj[fairseq.load_spec().weights])
+            notes += split
+            shapes = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+            config, more = fairseq.fairseq_config(obj, shapes, file)
+            notes += more
+            obj = state
+        for name, t in _unwrap(obj, book, notes, file).items():
             dtype = str(t.dtype).removeprefix("torch.")
             tensors[name] = StoredTensor(name, tuple(t.shape), dtype, lambda t=t: _to_numpy(t))
-    return tensors
+    return tensors, config
+
+
+def _sniff(path: Path) -> str | None:
+    """ "pickle" for a torch.save file (zip or legacy pickle), "safetensors" for a safetensors
+    file (8-byte header length, then the JSON header), by content: names lie (`last.ckpt`)."""
+    with open(path, "rb") as fh:
+        head = fh.read(9)
+    if zipfile.is_zipfile(path) or head[:1] == PICKLE_PROTOCOL_OPCODE:
+        return "pickle"
+    if len(head) == 9 and head[8:9] == b"{":
+        return "safetensors"
+    return None
 
 
 def _weight_files(path: Path) -> tuple[str, list[Path]]:
@@ -131,10 +185,12 @@ def _weight_files(path: Path) -> tuple[str, list[Path]]:
         if path.name.endswith(".index.json"):
             kind = "safetensors" if "safetensors" in path.name else "pickle"
             return kind, shard_index(path)[1]
-        if path.suffix in PICKLE_SUFFIXES:
-            return "pickle", [path]
+        kind = _sniff(path)
+        if kind is not None:
+            return kind, [path]
         raise InputError(
-            "not a PyTorch checkpoint (.safetensors, .bin, .pt, .pth or a save_pretrained dir)",
+            "not a PyTorch checkpoint (neither safetensors nor a torch.save file, by its "
+            "content) nor a save_pretrained dir",
             path,
             "for a TensorFlow/Keras checkpoint use tf2pt convert",
         )
@@ -148,16 +204,27 @@ def _weight_files(path: Path) -> tuple[str, list[Path]]:
     )
 
 
-def open_checkpoint(path: Path, containers: tuple[str, ...]) -> Checkpoint:
+def open_checkpoint(path: Path, book) -> Checkpoint:
+    """`book` is the doctor's RepairBook (containers, trainers)."""
     if not path.exists():
         raise InputError("no such file or directory", path)
     kind, files = _weight_files(path)
     notes: list[str] = []
-    tensors = _safetensors(files) if kind == "safetensors" else _pickled(files, containers, notes)
+    config = None
+    if kind == "safetensors":
+        tensors = _safetensors(files)
+    else:
+        tensors, config = _pickled(files, book, notes)
     if not tensors:
         raise InputError("holds no tensors", path)
     directory = path if path.is_dir() else path.parent
+    if config is not None:  # a fairseq checkpoint: its dictionary numbers the embedding rows
+        rows = config.get("vocab_size")
+        ids, more = fairseq.dictionary_ids(directory, rows if isinstance(rows, int) else None)
+        config |= ids
+        notes += more
     config_path = directory / "config.json"
-    config = read_json_object(config_path) if config_path.is_file() else None
+    if config is None and config_path.is_file():
+        config = read_json_object(config_path)
     side_files = sibling_files(directory, TOKENIZER_FILE_NAMES + EXTRA_FILE_NAMES)
     return Checkpoint(path, tensors, config, notes, side_files)

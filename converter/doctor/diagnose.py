@@ -29,6 +29,7 @@ REPAIR_KINDS = {"strip_prefix", "add_prefix", "rename_suffix", "tf_table"}
 
 CLEAN = "loads cleanly"
 REPAIRED = "loads after repair"
+ASSUMED = "loads after repair, with an assumed config"
 LOSSY = "cannot load without losing weights"
 
 
@@ -40,7 +41,9 @@ class Repair:
     prefix: str = ""
     old: str = ""
     new: str = ""
-    normalise: tuple[str, ...] = ()  # regexes removed from a key before a table matches it
+    # (regex, replacement) applied to a key before a table matches it
+    normalise: tuple[tuple[str, str], ...] = ()
+    layouts: tuple[str, ...] = ()  # the source layouts whose tables a tf_table repair uses
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,24 @@ class RepairBook:
     drop_with_head: tuple[re.Pattern, ...]
     containers: tuple[str, ...]
     infer_config: dict[str, Any]
+    trainers: tuple[dict[str, Any], ...]  # training checkpoints named by a marker key
+    unseen_config: dict[str, Any]  # keys no weight shows: family default, --set or a guess
+    written_config: tuple[str, ...]  # keys --fix always writes to config.json
+
+
+def _normalise(where: str, items: Any) -> tuple[tuple[str, str], ...]:
+    """Each item is a regex to delete, or {regex: replacement}."""
+    pairs = []
+    for item in items or ():
+        entries = item.items() if isinstance(item, dict) else [(item, "")]
+        for pattern, replacement in entries:
+            try:
+                re.compile(pattern)
+            except (re.error, TypeError) as exc:
+                bad = f"{where}: bad normalise regex {pattern!r} ({exc})"
+                raise MappingTableError(bad) from None
+            pairs.append((str(pattern), str(replacement)))
+    return tuple(pairs)
 
 
 @cache
@@ -74,7 +95,8 @@ def load_repairs() -> RepairBook:
                 r.get("prefix", ""),
                 r.get("from", ""),
                 r.get("to", ""),
-                tuple(r.get("normalise") or ()),
+                _normalise(f"{path}: repairs[{i}]", r.get("normalise")),
+                tuple(r.get("layouts") or ()),
             )
         )
     try:
@@ -90,18 +112,43 @@ def load_repairs() -> RepairBook:
         droppable,
         tuple(data.get("containers") or ()),
         dict(data.get("infer_config") or {}),
+        tuple(data.get("trainers") or ()),
+        dict(data.get("unseen_config") or {}),
+        tuple(data.get("written_config") or ()),
     )
 
 
-def _tf_rules(target: Target) -> list[tuple[Any, Any, tuple[Op, ...]]]:
-    """(src pattern, dst pattern, ops) from the conversion tables of the target's architecture."""
+def _table_rules(target: Target, book: RepairBook) -> dict[str, list]:
+    """Per tf_table repair: (src pattern, dst pattern, ops) from the conversion tables of the
+    target's architecture in that repair's layouts."""
     model_type = str(target.config.get("model_type"))
-    rules = []
+    tables = [load_table(name) for name in table_names()]
+    rules: dict[str, list] = {}
+    for repair in book.repairs:
+        if repair.kind == "tf_table":
+            rules[repair.name] = [
+                (r.src, r.dst, r.ops)
+                for t in tables
+                if t.serves(model_type) and t.layout in repair.layouts
+                for g in t.groups.values()
+                for r in g.rules
+            ]
+    return rules
+
+
+def synthesized_by_tables(target: Target, layouts: set[str]) -> dict[str, tuple[str, str]]:
+    """Model key → (fill, reason) for what a layout's tables declare has no source tensor
+    (fairseq RoBERTa has no token-type table and no pooler)."""
+    model_type = str(target.config.get("model_type"))
+    found: dict[str, tuple[str, str]] = {}
     for name in table_names():
         table = load_table(name)
-        if table.serves(model_type) and table.layout != "keras-hub":
-            rules += [(r.src, r.dst, r.ops) for g in table.groups.values() for r in g.rules]
-    return rules
+        if table.serves(model_type) and table.layout in layouts:
+            for group in table.groups.values():
+                for s in group.synthesize:
+                    for key in (s.dst.text, s.dst.text.removeprefix(target.base_prefix + ".")):
+                        found.setdefault(key, (s.fill, s.reason))
+    return found
 
 
 def _apply(repair: Repair, key: str, base: str, tf_rules) -> tuple[str, tuple[Op, ...]] | None:
@@ -112,9 +159,9 @@ def _apply(repair: Repair, key: str, base: str, tf_rules) -> tuple[str, tuple[Op
         return (prefix + key, ()) if not key.startswith(prefix) else None
     if repair.kind == "rename_suffix":
         return (key.removesuffix(repair.old) + repair.new, ()) if key.endswith(repair.old) else None
-    for pattern in repair.normalise:  # tf_table
-        key = re.sub(pattern, "", key)
-    for src, dst, ops in tf_rules:
+    for pattern, replacement in repair.normalise:  # tf_table
+        key = re.sub(pattern, replacement, key)
+    for src, dst, ops in tf_rules[repair.name]:
         values = src.match(key)
         if values is not None:
             return dst.fill(values), ops
@@ -139,20 +186,41 @@ class Diagnosis:
     keys: list[KeyFate]
     missing: list[str]  # model keys nothing fills (would be randomly initialised)
     reinitialised: list[str]  # model keys --drop-head fills with fresh random values
+    synthesized: dict[str, tuple[str, str]]  # model key → (fill, why) from the layout's table
     tied: list[str]
     repairs_used: dict[str, str]  # repair name → reason
     notes: list[str]
     choices: dict[str, Any]  # the explicit flags, recorded
     ops: dict[str, tuple[Op, ...]] = field(default_factory=dict, repr=False)
     missing_head_only: bool = False  # every missing key belongs to the task head
+    assumed: dict[str, str] = field(default_factory=dict)  # key → "key=value (how guessed)"
+    family: dict[str, Any] = field(default_factory=dict)  # values from the family defaults
+    config_built: bool = False  # the config was built by the doctor, not read from a file
+
+    @property
+    def lossy(self) -> bool:
+        fates = Counter(k.fate for k in self.keys)
+        return bool(fates["mismatched"] or fates["unexpected"] or self.missing)
 
     @property
     def verdict(self) -> str:
-        fates = Counter(k.fate for k in self.keys)
-        if fates["mismatched"] or fates["unexpected"] or self.missing:
+        """One of the four verdicts; a guessed config value is never a clean one, and values
+        taken from the family defaults are named too."""
+        if self.lossy:
             return LOSSY
-        changes = fates["repaired"] + fates["ignored"] + fates["dropped"] + len(self.reinitialised)
-        return REPAIRED if changes or self.choices else CLEAN
+        fates = Counter(k.fate for k in self.keys)
+        changes = fates["repaired"] + fates["ignored"] + fates["dropped"]
+        changes += len(self.reinitialised) + len(self.synthesized)
+        if self.assumed:
+            verdict = f"{ASSUMED} ({', '.join(self.assumed.values())})"
+        elif changes or self.choices or self.config_built:
+            verdict = REPAIRED
+        else:
+            verdict = CLEAN
+        if self.family:
+            values = ", ".join(f"{k}={v}" for k, v in self.family.items())
+            verdict += f"; family defaults: {values}"
+        return verdict
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -164,6 +232,9 @@ class Diagnosis:
             "missing": self.missing,
             "missing_by_layer": missing_by_layer(self.missing),
             "reinitialised": self.reinitialised,
+            "synthesized": self.synthesized,
+            "assumed": self.assumed,
+            "family_defaults": self.family,
             "tied": self.tied,
             "repairs_used": self.repairs_used,
             "notes": self.notes,
@@ -192,9 +263,34 @@ def _meaning(key: str, got: tuple[int, ...], want: tuple[int, ...], target: Targ
             f"vocabulary differs: checkpoint has {got[0]} tokens, model {want[0]} — use the "
             "checkpoint's config (vocab_size) or resize the embeddings before training"
         )
+    if key.endswith("position_embeddings.weight") and got[1:] == want[1:]:
+        return _position_meaning(got[0], want[0], target)
     if tuple(reversed(got)) == want and got != want:
         return f"stored transposed ({list(got)}): a TF/Keras kernel saved without its transpose"
     return f"checkpoint {list(got)} vs model {list(want)}"
+
+
+def _position_offset(target: Target) -> int:
+    """Rows of the position table before the first real position (RoBERTa: pad_token_id + 1)."""
+    model_type = str(target.config.get("model_type"))
+    tables = (load_table(name) for name in table_names())
+    return next((t.position_offset for t in tables if t.serves(model_type)), 0)
+
+
+def _position_meaning(got: int, want: int, target: Target) -> str:
+    offset = _position_offset(target)
+
+    def rows(n: int) -> str:
+        return (
+            f"{n} rows = {n - offset} positions + {offset} offset rows" if offset else f"{n} rows"
+        )
+
+    why = " (position ids start at pad_token_id + 1)" if offset else ""
+    return (
+        f"position table differs: checkpoint has {rows(got)}, model {rows(want)}{why} — the "
+        f"checkpoint takes inputs of up to {got - offset} tokens; pass --set "
+        f"max_position_embeddings={got} or use the checkpoint's config"
+    )
 
 
 def _candidates(key: str, book: RepairBook, base: str, tf_rules):
@@ -250,7 +346,7 @@ def diagnose(
     checkpoint: Checkpoint, target: Target, drop_head: bool, choices: dict[str, Any]
 ) -> Diagnosis:
     book = load_repairs()
-    tf_rules = _tf_rules(target) if any(r.kind == "tf_table" for r in book.repairs) else []
+    tf_rules = _table_rules(target, book)
     taken: dict[str, str] = {}  # model key → checkpoint key filling it
     ops: dict[str, tuple[Op, ...]] = {}
     used: dict[str, str] = {}
@@ -274,6 +370,10 @@ def diagnose(
             used |= {r.name: r.reason for r in book.repairs if r.name in fate.repairs}
         fates.append(fate)
     unfilled = [k for k in target.params if k not in taken and k not in target.tied]
+    layouts = {lay for r in book.repairs if r.name in used for lay in r.layouts}
+    declared = synthesized_by_tables(target, layouts)
+    synthesized = {k: declared[k] for k in unfilled if k in declared}
+    unfilled = [k for k in unfilled if k not in synthesized]
     reinit = [k for k in unfilled if drop_head and target.is_head(k)]
     missing = [k for k in unfilled if k not in reinit]
     for fate in fates:
@@ -286,10 +386,14 @@ def diagnose(
         keys=sorted(fates, key=lambda f: f.key),
         missing=missing,
         reinitialised=reinit,
+        synthesized=synthesized,
         tied=sorted(target.tied),
         repairs_used={n: r.replace("{base}", target.base_prefix) for n, r in used.items()},
         notes=checkpoint.notes + target.notes,
         choices=choices,
         ops=ops,
         missing_head_only=bool(missing) and all(target.is_head(k) for k in missing),
+        assumed=target.assumed,
+        family=dict(target.origin.family),
+        config_built=target.origin.inferred,
     )

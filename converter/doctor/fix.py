@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AccountingError, InputError
+from ..errors import AccountingError, ConfigConflictError, InputError
 from ..ops import chain_apply
+from ..readers.base import EXTRA_FILE_NAMES, TOKENIZER_FILE_NAMES, sibling_files
 from ..writer import SAFETENSORS_DTYPES, StagedOutput, TensorJob, write_json, write_model
 from .checkpoint import Checkpoint, StoredTensor
-from .diagnose import LOSSY, Diagnosis
+from .diagnose import ASSUMED, LOSSY, Diagnosis
 from .target import Target, transformers_without_tf
 
 REPORT_FILE = "doctor_report.json"
@@ -72,6 +73,26 @@ def _reinitialised_jobs(target: Target, keys: list[str]) -> list[TensorJob]:
     return jobs
 
 
+def _synthesized_jobs(target: Target, synthesized: dict[str, tuple[str, str]]) -> list[TensorJob]:
+    """Parameters the layout's table declares have no source tensor (zeros or ones)."""
+    jobs = []
+    for key, (fill, _) in synthesized.items():
+        shape = target.params[key]
+        array = (np.ones if fill == "ones" else np.zeros)(shape, dtype=np.float32)
+        jobs.append(TensorJob(key, shape, array.dtype, lambda a=array: iter([a])))
+    return jobs
+
+
+def side_files(checkpoint: Checkpoint, model: Path | None) -> list[Path]:
+    """Tokenizer and extra files to copy: beside CKPT, then from --model's directory for the
+    names CKPT's directory lacks (the weights' own files win)."""
+    files = {f.name: f for f in checkpoint.side_files}
+    if model is not None and model.is_dir():
+        for f in sibling_files(model, TOKENIZER_FILE_NAMES + EXTRA_FILE_NAMES):
+            files.setdefault(f.name, f)
+    return list(files.values())
+
+
 def write_fixed(
     checkpoint: Checkpoint,
     target: Target,
@@ -79,8 +100,11 @@ def write_fixed(
     out: Path,
     force: bool,
     max_shard_bytes: int,
+    model: Path | None = None,
+    accept_assumed: bool = False,
 ) -> list[str]:
-    """Write `out`; refuses (nothing written) when the repair would lose weights."""
+    """Write `out`; refuses (nothing written) when the repair would lose weights, or rests on a
+    guessed config value the user has not accepted."""
     staged = StagedOutput(out, force)  # refuses an existing output before any work
     if diagnosis.verdict == LOSSY:
         raise AccountingError(
@@ -88,12 +112,21 @@ def write_fixed(
             checkpoint.path,
             "see the diagnosis above; --num-labels N or --drop-head make the head explicit",
         )
+    if diagnosis.assumed and not accept_assumed:
+        keys = sorted(diagnosis.assumed)
+        raise ConfigConflictError(
+            f"not writing a repaired checkpoint: it {ASSUMED} ({', '.join(keys)})",
+            checkpoint.path,
+            f"pass --model DIR_OR_CONFIG or --set {keys[0]}=VALUE (each of {', '.join(keys)}), "
+            "or --accept-assumed to write it anyway",
+        )
     with staged:
         jobs = _checkpoint_jobs(checkpoint, target, diagnosis)
         jobs += _reinitialised_jobs(target, diagnosis.reinitialised)
+        jobs += _synthesized_jobs(target, diagnosis.synthesized)
         files = write_model(staged.path, jobs, max_shard_bytes)
-        write_json(staged.path / "config.json", target.config)
-        for f in checkpoint.side_files:
+        write_json(staged.path / "config.json", target.minimal_config)
+        for f in side_files(checkpoint, model):
             shutil.copyfile(f, staged.path / f.name)
             files.append(f.name)
         files += ["config.json", REPORT_FILE]

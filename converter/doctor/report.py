@@ -66,6 +66,9 @@ def render(diagnosis: Diagnosis) -> list[str]:
         lines += [f"                {k}" for k in diagnosis.missing]
         if diagnosis.missing_head_only:
             lines.append("                (only the head: --drop-head initialises it explicitly)")
+    lines += [
+        f"  synthesized {k} ({fill}): {why}" for k, (fill, why) in diagnosis.synthesized.items()
+    ]
     if diagnosis.reinitialised:
         lines.append(
             f"  re-initialised (--drop-head) {len(diagnosis.reinitialised)} head parameter(s): "

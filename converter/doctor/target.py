@@ -7,7 +7,7 @@ import importlib
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,15 @@ from .checkpoint import Checkpoint
 
 
 @dataclass
+class ConfigOrigin:
+    """Where the config values no weight shape shows came from, when no config was given."""
+
+    inferred: bool = False  # built from the weights' shapes (no config file)
+    family: dict[str, Any] = field(default_factory=dict)  # the table's family_defaults
+    assumed: dict[str, str] = field(default_factory=dict)  # key → how it was guessed
+
+
+@dataclass
 class Target:
     class_name: str
     config: dict[str, Any]  # the config the model is built from (written by --fix)
@@ -25,6 +34,13 @@ class Target:
     tied: dict[str, str]  # key → the key it shares storage with (written once)
     base_prefix: str  # the base model's attribute name (roberta, bert, …)
     notes: list[str]
+    origin: ConfigOrigin = field(default_factory=ConfigOrigin)
+    minimal_config: dict[str, Any] = field(default_factory=dict)  # what --fix writes
+
+    @property
+    def assumed(self) -> dict[str, str]:
+        """ "key=value (how it was guessed)" for every guessed value, for the verdict."""
+        return {k: f"{k}={self.config.get(k)} ({why})" for k, why in self.origin.assumed.items()}
 
     @property
     def has_head(self) -> bool:
@@ -84,18 +100,31 @@ def _inferred_config(checkpoint: Checkpoint, rules: dict[str, Any], model_type: 
     layers = {int(m.group(1)) for n in checkpoint.tensors if (m := re.search(r"layer\.(\d+)\.", n))}
     if layers:
         config["num_hidden_layers"] = max(layers) + 1
-    if "hidden_size" in config:
-        config["num_attention_heads"] = max(1, config["hidden_size"] // 64)
     return config
 
 
-def _inferred_note(config) -> str:
-    return (
-        "no config given: dimensions read from the weights; assumed "
-        f"num_attention_heads={config.num_attention_heads} (hidden_size / 64), "
-        f"layer_norm_eps={config.layer_norm_eps:g}, hidden_act={config.hidden_act} "
-        f"(the {type(config).__name__} defaults) — pass --model DIR_OR_CONFIG to be sure"
-    )
+def family_defaults(arch: str) -> dict[str, Any]:
+    """The first family_defaults a table of this architecture declares (variants inherit)."""
+    return next((dict(t.family_defaults) for t in _tables_for(arch) if t.family_defaults), {})
+
+
+def _fill_unseen(
+    config: dict[str, Any], arch: str, unseen: dict[str, Any], origin: ConfigOrigin
+) -> None:
+    """Values no weight shows: from the family defaults, else guessed (and recorded as such)."""
+    for key, value in family_defaults(arch).items():
+        if key not in config:
+            config[key] = value
+            origin.family[key] = value
+    for key, rule in unseen.items():
+        if key in config:
+            continue
+        head_dim = (rule or {}).get("head_dim")
+        if head_dim and "hidden_size" in config:
+            config[key] = max(1, config["hidden_size"] // head_dim)
+            origin.assumed[key] = f"guessed as hidden_size / {head_dim}"
+        else:
+            origin.assumed[key] = "the transformers config class default"
 
 
 def _config_from(model: Path) -> dict[str, Any]:
@@ -106,16 +135,29 @@ def _config_from(model: Path) -> dict[str, Any]:
 
 
 def base_config(
-    checkpoint: Checkpoint, model: Path | None, arch: str | None, infer_rules: dict[str, Any]
-) -> tuple[dict[str, Any], bool]:
-    """(config, inferred): from --model, the checkpoint's own config.json, or its shapes."""
+    checkpoint: Checkpoint,
+    model: Path | None,
+    arch: str | None,
+    infer_rules: dict[str, Any],
+    unseen: dict[str, Any],
+    overrides: dict[str, Any],
+) -> tuple[dict[str, Any], ConfigOrigin]:
+    """The config from --model, the checkpoint's own config, or its shapes, with --set applied.
+
+    Built from shapes, the values no weight shows come from --set, the family defaults, or a
+    guess, and `ConfigOrigin` records which, so a guess never reads as a clean verdict.
+    """
+    origin = ConfigOrigin()
     if model is not None:
-        return _config_from(model), False
+        return _config_from(model) | overrides, origin
     if checkpoint.config is not None:
-        return dict(checkpoint.config), False
+        return dict(checkpoint.config) | overrides, origin
     if arch is not None:
         model_type = _tables_for(arch)[0].model_type  # phobert → roberta
-        return _inferred_config(checkpoint, infer_rules, model_type), True
+        config = _inferred_config(checkpoint, infer_rules, model_type) | overrides
+        origin.inferred = True
+        _fill_unseen(config, arch, unseen, origin)
+        return config, origin
     raise UsageError(
         "the checkpoint has no config.json beside it",
         checkpoint.path,
@@ -135,7 +177,11 @@ def candidate_classes(config: dict[str, Any], arch: str | None, head: str | None
 
 
 def build_target(
-    config: dict[str, Any], class_name: str, num_labels: int | None, inferred: bool
+    config: dict[str, Any],
+    class_name: str,
+    num_labels: int | None,
+    origin: ConfigOrigin,
+    written: tuple[str, ...] = (),
 ) -> Target:
     import torch
 
@@ -166,7 +212,20 @@ def build_target(
         owner = first_owner.setdefault(id(param), name)
         if owner != name:
             tied[name] = owner
-    notes = [_inferred_note(config_obj)] if inferred else []
-    out_config = config_obj.to_dict()
-    out_config.pop("transformers_version", None)
-    return Target(class_name, out_config, params, tied, instance.base_model_prefix, notes)
+    notes = ["no config given: dimensions read from the weights"] if origin.inferred else []
+    full = config_obj.to_dict()
+    full.pop("transformers_version", None)
+    target = Target(class_name, full, params, tied, instance.base_model_prefix, notes, origin)
+    target.minimal_config = minimal_config(config_obj, written)
+    return target
+
+
+def minimal_config(config_obj, written: tuple[str, ...]) -> dict[str, Any]:
+    """What --fix writes: the keys that differ from the class defaults, plus `written` (the
+    dimensions and numerics, so a later transformers with other defaults builds the same model)
+    — not to_dict()'s generation defaults and empty `_name_or_path`."""
+    full = config_obj.to_dict()
+    defaults = type(config_obj)().to_dict()
+    keep = {k for k, v in full.items() if k not in defaults or defaults[k] != v} | set(written)
+    keep -= {"transformers_version", "_name_or_path"}
+    return {k: full[k] for k in full if k in keep}

@@ -252,7 +252,15 @@ def read(path: Path) -> Source:
         if not file.exists():
             raise InputError("weight file is missing", file, "restore it from the preset")
         backbone_name, stored = isolated(_list_safely, file, member, backbone_only, path=file)
-        if form == WEIGHTS_SUFFIX and backbone_name:
+        if form == WEIGHTS_SUFFIX and not backbone_name:
+            raise InputError(
+                "holds no keras-hub backbone (no '*_backbone' layer): a preset's "
+                "task.weights.h5 holds only the task's head",
+                file,
+                "convert the preset directory (config.json, model.weights.h5, task.json, "
+                "task.weights.h5) or the .keras file",
+            )
+        if form == WEIGHTS_SUFFIX:
             # A bare .weights.h5 has no config: only its backbone's name says which model it is.
             config = {"model_type": model_type_of(backbone_name)}
         where = f"{file.name}!{member}" if member else file.name
