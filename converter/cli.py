@@ -295,11 +295,26 @@ def doctor_cmd(
             click.echo(line)
     if fix_out is not None:
         files = write_fixed(
-            found.checkpoint, found.target, diagnosis, fix_out, force, max_shard_bytes
+            found.checkpoint, found.target, diagnosis, fix_out, force, max_shard_bytes, _say
         )
         _say(f"wrote {fix_out} ({len(files)} files; report: {fix_out / REPORT_FILE})")
     elif diagnosis.verdict == LOSSY:
         sys.exit(1)
+
+
+@cli.command("sweep")
+@click.argument("directories", nargs=-1, required=True, type=click.Path(path_type=Path))
+def sweep_cmd(directories):
+    """Remove the hidden partial outputs (.NAME.tf2pt-partial-PID) that killed runs left in
+    DIRECTORIES, never a live run's. convert and doctor --fix do this for their own output;
+    make convert-all does it for OUT_DIR."""
+    from .staging import sweep_stale
+
+    for directory in directories:
+        if not directory.is_dir():
+            raise InputError("not a directory", directory)
+        for line in sweep_stale(directory):
+            _say(line)
 
 
 @cli.command("archs")

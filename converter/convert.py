@@ -218,7 +218,8 @@ def convert(
     A parity failure is a finding, not a crash: the output (with its parity report) is still
     published so it can be inspected, and the failure is raised after the rename.
     """
-    staged = StagedOutput(out, options.force)  # refuses an existing output before any work
+    # Refuses an existing output before any work.
+    staged = StagedOutput(out, options.force, progress)
     analysis = analyse(src, options)
     source, plan = analysis.source, analysis.plan
     enforce(source, plan)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import AccountingError, InputError
 from ..ops import chain_apply
+from ..staging import Progress
 from ..writer import SAFETENSORS_DTYPES, StagedOutput, TensorJob, write_json, write_model
 from .checkpoint import Checkpoint, StoredTensor
 from .diagnose import LOSSY, Diagnosis
@@ -79,9 +80,10 @@ def write_fixed(
     out: Path,
     force: bool,
     max_shard_bytes: int,
+    progress: Progress | None = None,
 ) -> list[str]:
     """Write `out`; refuses (nothing written) when the repair would lose weights."""
-    staged = StagedOutput(out, force)  # refuses an existing output before any work
+    staged = StagedOutput(out, force, progress)  # refuses an existing output before any work
     if diagnosis.verdict == LOSSY:
         raise AccountingError(
             f"not writing a repaired checkpoint: it {LOSSY}",
