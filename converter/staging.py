@@ -107,7 +107,7 @@ def publish(staged: Path, dest: Path, replace: bool, aside: Path) -> None:
     if not replace:
         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dest))
     if _rename_with_flags(staged, dest, RENAME_EXCHANGE):
-        shutil.rmtree(staged)  # the old output
+        _remove(staged)  # the old output
         return
     os.rename(dest, aside)
     try:
@@ -115,7 +115,15 @@ def publish(staged: Path, dest: Path, replace: bool, aside: Path) -> None:
     except OSError:
         os.rename(aside, dest)  # put the old output back
         raise
-    shutil.rmtree(aside)
+    _remove(aside)
+
+
+def _remove(path: Path) -> None:
+    """Delete what an output path held: a directory tree, or a file or symlink in its place."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 
 
 def _is_live_tf2pt(pid: int) -> bool:

@@ -375,3 +375,13 @@ def test_doctor_fix_sweeps_what_a_killed_fix_left(tmp_path, reference):
     assert code == 0, err
     assert f"removed {stale}" in err
     assert (fixed / "model.safetensors").exists() and _hidden_siblings(fixed) == []
+
+
+def test_set_aside_replaces_a_file_in_the_way(tmp_path, rename_mode):
+    out = tmp_path / "out"
+    (tmp_path / "out.parity-failed").write_text("a file, not a directory")
+    staged = _stage(out, {"parity_report.json": "now"})
+    dest = staged.set_aside()
+    staged.__exit__(None, None, None)
+    assert [p.name for p in dest.iterdir()] == ["parity_report.json"]
+    assert _hidden_siblings(out) == []
