@@ -38,6 +38,9 @@ AT_FDCWD = -100
 # renameat2 answers these when the kernel or the filesystem lacks the flag: fall back.
 UNSUPPORTED = {errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP}
 
+# flock answers these on file systems without locks (some network mounts).
+NO_LOCKS = {errno.ENOLCK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EINVAL}
+
 # An OSError while writing, by errno: what to tell the user to do.
 WRITE_FAILURE_HINTS = {
     errno.ENOSPC: "free some space or choose another location",
@@ -178,6 +181,12 @@ class OutputLock:
             except BlockingIOError:
                 os.close(fd)
                 return False
+            except OSError as exc:
+                if exc.errno not in NO_LOCKS:
+                    os.close(fd)
+                    raise
+                self._fd = fd  # no locking here: NOREPLACE renames still guard the output
+                return True
             try:
                 same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
             except FileNotFoundError:

@@ -385,3 +385,23 @@ def test_set_aside_replaces_a_file_in_the_way(tmp_path, rename_mode):
     staged.__exit__(None, None, None)
     assert [p.name for p in dest.iterdir()] == ["parity_report.json"]
     assert _hidden_siblings(out) == []
+
+
+def test_a_file_system_without_locks_still_publishes_without_replacing(tmp_path, monkeypatch):
+    import fcntl
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    out = tmp_path / "out"
+    staged = _stage(out, {"model.safetensors": "new"})
+    staged.commit()
+    staged.__exit__(None, None, None)
+    assert (out / "model.safetensors").read_text() == "new" and _hidden_siblings(out) == []
+    staged = _stage(tmp_path / "other", {"model.safetensors": "newer"})
+    staged.final = out  # as if OUT appeared after this run's start
+    with pytest.raises(UsageError, match="output appeared while converting"):
+        staged.commit()
+    staged.__exit__(UsageError, None, None)
+    assert (out / "model.safetensors").read_text() == "new" and _hidden_siblings(out) == []
