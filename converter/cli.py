@@ -12,7 +12,15 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .convert import Analysis, ConvertOptions, analyse, convert, open_with_table, plan_source
+from .convert import (
+    Analysis,
+    ConvertOptions,
+    analyse,
+    convert,
+    open_with_table,
+    parity_failed_dir,
+    plan_source,
+)
 from .errors import BatchError, InputError, Tf2ptError, UsageError
 from .mapping import load_table, table_names
 from .plan import accounting_table
@@ -88,6 +96,8 @@ def _parity_hook(gate, texts: tuple[str, ...], out: Path):
         result = run_parity(
             analysis, staged, gate, texts, progress=_say, published_as=out, own_process=own_process
         )
+        if not result.passed:  # convert keeps a failed output beside OUT, not as OUT
+            result.output = str(parity_failed_dir(out))
         write_reports(result, staged)
         _say(_parity_line(result))
         return result.failure()
@@ -380,6 +390,7 @@ def doctor_cmd(
             max_shard_bytes,
             model,
             accept_assumed,
+            _say,
         )
         _say(f"wrote {fix_out} ({len(files)} files; report: {fix_out / REPORT_FILE})")
     elif diagnosis.verdict == LOSSY:
@@ -390,6 +401,21 @@ def doctor_cmd(
             " — pass --model DIR_OR_CONFIG or --set KEY=VALUE, or --accept-assumed"
         )
         sys.exit(1)
+
+
+@cli.command("sweep")
+@click.argument("directories", nargs=-1, required=True, type=click.Path(path_type=Path))
+def sweep_cmd(directories):
+    """Remove the hidden partial outputs (.NAME.tf2pt-partial-PID) that killed runs left in
+    DIRECTORIES, never a live run's. convert and doctor --fix do this for their own output;
+    make convert-all does it for OUT_DIR."""
+    from .staging import sweep_stale
+
+    for directory in directories:
+        if not directory.is_dir():
+            raise InputError("not a directory", directory)
+        for line in sweep_stale(directory):
+            _say(line)
 
 
 @cli.command("archs")

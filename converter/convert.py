@@ -12,7 +12,7 @@ import numpy as np
 
 from . import __version__
 from .configs import output_config, source_hf_config, source_notes, translation_notes
-from .errors import AccountingError, InputError, Tf2ptError
+from .errors import AccountingError, InputError, ParityError, Tf2ptError
 from .mapping import Table, select_table
 from .ops import chain_apply, chain_source_rows
 from .plan import Mapped, Plan, choose_head, enforce, resolve_dims
@@ -22,6 +22,7 @@ from .writer import StagedOutput, TensorJob, write_json, write_model
 
 DEFAULT_MAX_SHARD_BYTES = 5 * 1000**3  # transformers' default max_shard_size of "5GB"
 REPORT_FILE = "conversion_report.json"
+PARITY_FAILED_SUFFIX = ".parity-failed"
 BLOCK_BYTES = 16 * 2**20  # larger tensors are read, checked and written in row blocks
 
 Progress = Callable[[str], None]
@@ -215,10 +216,13 @@ def convert(
 ) -> ConversionResult:
     """Convert `src` into the directory `out`; with `verify`, check parity before publishing.
 
-    A parity failure is a finding, not a crash: the output (with its parity report) is still
-    published so it can be inspected, and the failure is raised after the rename.
+    A parity failure publishes nothing at `out`: a model that does not reproduce its source must
+    not look like a result. The whole staged output (weights, config, reports) is kept for
+    inspection as `<out>.parity-failed/` instead, replacing an earlier one, and the failure is
+    raised naming it. A later successful conversion removes that stale diagnostic.
     """
-    staged = StagedOutput(out, options.force)  # refuses an existing output before any work
+    # Refuses an existing output before any work.
+    staged = StagedOutput(out, options.force, progress)
     analysis = analyse(src, options)
     source, plan = analysis.source, analysis.plan
     enforce(source, plan)
@@ -246,7 +250,22 @@ def convert(
         report = build_report(analysis, files, config_notes, warnings)
         write_json(staged.path / REPORT_FILE, report)
         failure = verify(analysis, staged.path) if verify is not None else None
+        if failure is not None:
+            aside = staged.set_aside(PARITY_FAILED_SUFFIX)
+            raise ParityError(
+                failure.what,
+                aside,
+                f"{out} was not written; the converted model is kept here for inspection: "
+                f"{failure.hint}",
+            )
         staged.commit()
-    if failure is not None:
-        raise failure
+    stale = parity_failed_dir(Path(out))
+    if stale.is_dir():
+        shutil.rmtree(stale)
+        progress(f"removed {stale}, the diagnostic of an earlier failed conversion")
     return ConversionResult(Path(out), report, warnings)
+
+
+def parity_failed_dir(out: Path) -> Path:
+    """Where a conversion that failed parity is kept for inspection."""
+    return out.with_name(out.name + PARITY_FAILED_SUFFIX)

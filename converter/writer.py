@@ -1,4 +1,4 @@
-"""Write tensors as safetensors one at a time, into a staging dir that is renamed on success.
+"""Write tensors as safetensors one at a time (into a StagedOutput, see staging.py).
 
 The header is computed from shapes before any data is read, then each tensor is produced and
 written at its offset, so memory holds one tensor (or one block of it) at a time. Output is
@@ -7,11 +7,8 @@ deterministic: tensors in name order, fixed metadata, no timestamps.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import shutil
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import OutputError, UsageError
+from .errors import OutputError
+from .staging import StagedOutput, pause_point  # noqa: F401 (StagedOutput: its old home)
 
 SAFETENSORS_DTYPES = {
     "f2": "F16",
@@ -74,10 +72,12 @@ def _header(jobs: list[TensorJob], metadata: dict[str, str]) -> bytes:
 def write_safetensors(path: Path, jobs: list[TensorJob], metadata: dict[str, str]) -> None:
     header = _header(jobs, metadata)
     little = "<"
+    halfway = len(jobs) // 2
     with open(path, "wb") as fh:
+        pause_point("before-header")
         fh.write(struct.pack("<Q", len(header)))
         fh.write(header)
-        for job in jobs:
+        for number, job in enumerate(jobs):
             written = 0
             want = job.dtype.newbyteorder(little)
             for chunk in job.produce():
@@ -87,6 +87,9 @@ def write_safetensors(path: Path, jobs: list[TensorJob], metadata: dict[str, str
                     )
                 chunk = np.ascontiguousarray(chunk, dtype=want)
                 fh.write(memoryview(chunk).cast("B"))
+                if number == halfway and written == 0:
+                    fh.flush()
+                    pause_point("mid-tensor")
                 written += chunk.nbytes
             if written != job.nbytes:
                 raise OutputError(
@@ -114,6 +117,7 @@ def write_model(directory: Path, jobs: list[TensorJob], max_shard_bytes: int) ->
     shards = shard(jobs, max_shard_bytes)
     if len(shards) == 1:
         write_safetensors(directory / SINGLE_FILE, jobs, metadata)
+        pause_point("after-tensors")
         return [SINGLE_FILE]
     names = [f"model-{i:05d}-of-{len(shards):05d}.safetensors" for i in range(1, len(shards) + 1)]
     weight_map = {}
@@ -122,6 +126,7 @@ def write_model(directory: Path, jobs: list[TensorJob], max_shard_bytes: int) ->
         weight_map.update({j.name: name for j in part})
     index = {"metadata": {"total_size": sum(j.nbytes for j in jobs)}, "weight_map": weight_map}
     write_json(directory / INDEX_FILE, index)
+    pause_point("after-tensors")
     return [*names, INDEX_FILE]
 
 
@@ -142,63 +147,3 @@ def json_text(data: object) -> str:
 
 def write_json(path: Path, data: object) -> None:
     path.write_text(json_text(data) + "\n")
-
-
-class StagedOutput:
-    """An output directory that appears whole or not at all.
-
-    Everything is written into a hidden sibling; `commit()` renames it into place. Leaving the
-    `with` block without committing (an error, Ctrl-C, SIGTERM turned into an exception) removes
-    the sibling and any parent directories this created. An existing output is refused unless
-    `force`, and then replaced only at commit time.
-    """
-
-    def __init__(self, final: str | Path, force: bool = False):
-        self.final = Path(final).absolute()
-        self.force = force
-        if self.final.exists() and not force:
-            raise UsageError("output already exists", final, "pass --force to replace it")
-        if self.final.exists() and not self.final.is_dir():
-            raise UsageError("output exists and is not a directory", final)
-        self.path = self.final.parent / f".{self.final.name}.tf2pt-partial-{os.getpid()}"
-        self._created: list[Path] = []
-        self._committed = False
-
-    def __enter__(self) -> StagedOutput:
-        missing = []
-        parent = self.final.parent
-        while not parent.exists():
-            missing.append(parent)
-            parent = parent.parent
-        try:
-            for d in reversed(missing):
-                d.mkdir()
-                self._created.append(d)
-            self.path.mkdir()
-        except OSError as exc:
-            self._cleanup()
-            raise OutputError(
-                f"cannot create the output directory ({exc.strerror})",
-                self.final,
-                "choose a writable location",
-            ) from None
-        return self
-
-    def commit(self) -> None:
-        old = self.final.parent / f".{self.final.name}.tf2pt-replaced-{os.getpid()}"
-        if self.final.exists():
-            self.final.rename(old)
-        self.path.rename(self.final)
-        self._committed = True
-        if old.exists():
-            shutil.rmtree(old)
-
-    def _cleanup(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-        for d in reversed(self._created):
-            with contextlib.suppress(OSError):
-                d.rmdir()
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if not self._committed:
-            self._cleanup()

@@ -18,13 +18,18 @@ TOLERANCE := $(if $(ATOL),--atol $(ATOL)) $(if $(RTOL),--rtol $(RTOL))
 NAMES  := $(notdir $(wildcard $(SRC_DIR)/*))
 STAMPS := $(NAMES:%=$(OUT_DIR)/%.stamp)
 
-.PHONY: convert
+.PHONY: convert sweep
 convert: $(STAMPS)
+
+# Once per batch, before any conversion: remove the hidden partial outputs that killed runs
+# (e.g. OOM-killed) left in OUT_DIR. Live runs' directories are never touched.
+sweep:
+	@mkdir -p $(OUT_DIR)
+	@$(TF2PT) sweep "$(OUT_DIR)"
 
 .SECONDEXPANSION:
 # A checkpoint is redone when any of its files is newer than its stamp.
-$(OUT_DIR)/%.stamp: $$(shell find $(SRC_DIR)/$$* -type f 2>/dev/null)
-	@mkdir -p $(OUT_DIR)
+$(OUT_DIR)/%.stamp: $$(shell find $(SRC_DIR)/$$* -type f 2>/dev/null) | sweep
 	@start=$$(date +%s.%N); \
 	if $(TF2PT) convert "$(SRC_DIR)/$*" "$(OUT_DIR)/$*" --force $(TOLERANCE) \
 	    > "$(OUT_DIR)/$*.log" 2>&1; then status=ok; else status=failed; fi; \
@@ -32,6 +37,7 @@ $(OUT_DIR)/%.stamp: $$(shell find $(SRC_DIR)/$$* -type f 2>/dev/null)
 	echo "$$status $$seconds" > $@; \
 	if [ $$status = ok ]; then echo "ok      $*"; else \
 	  rm -rf "$(OUT_DIR)/$*"; \
+	  $(TF2PT) sweep "$(OUT_DIR)" >> "$(OUT_DIR)/$*.log" 2>&1; \
 	  echo "FAILED  $*: $$(grep '^tf2pt: error:' "$(OUT_DIR)/$*.log" | tail -n 1)"; \
 	  exit 1; \
 	fi

@@ -134,9 +134,11 @@ def test_nan_weights_fail_verification_by_name(tmp_path, tf_checkpoints):
     assert code == 1
     assert "warning: classifier/out_proj/bias: 1 NaN/Inf value(s)" in err
     last = err.strip().splitlines()[-1]
-    assert last.startswith(f"tf2pt: error: {out}: parity failed: logits (head output (logits))")
-    assert "NaN/Inf" in last
-    parity = json.loads((out / "parity_report.json").read_text(), parse_constant=_not_json)
+    kept = tmp_path / "out.parity-failed"
+    assert last.startswith(f"tf2pt: error: {kept}: parity failed: logits (head output (logits))")
+    assert "NaN/Inf" in last and f"{out} was not written" in last
+    assert not out.exists()
+    parity = json.loads((kept / "parity_report.json").read_text(), parse_constant=_not_json)
     (logits,) = [d for d in parity["outputs"] if d["name"] == "logits"]
     assert logits["nonfinite"] > 0 and not logits["passed"]
 

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from .conftest import HEAD_CLASSES, copy_tree, mutated_copy, run_cli
+from .conftest import HEAD_CLASSES, copy_tree, mutated_copy, run_cli, staging_leftovers
 
 
 def _parity(out):
@@ -216,3 +216,26 @@ def test_a_broken_tokenizer_is_a_clear_error(tf_checkpoints, tmp_path):
     assert code == 2 and "Traceback" not in err
     assert "--text needs the source tokenizer, which did not load" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_conversion_that_fails_parity_publishes_nothing_and_keeps_its_evidence_aside(
+    tf_checkpoints, tmp_path
+):
+    src, out = tf_checkpoints["masked-lm"], tmp_path / "out"
+    kept = tmp_path / "out.parity-failed"
+    code, _, err = run_cli(["convert", str(src), str(out), "--atol", "1e-12"])
+    assert code == 1 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"tf2pt: error: {kept}: parity failed: first divergence at")
+    assert f"{out} was not written" in last
+    assert not out.exists() and not staging_leftovers(out)
+    report = _parity(kept)
+    assert report["passed"] is False and report["output"] == str(kept)
+    assert {"model.safetensors", "config.json", "parity_report.md"} <= {
+        p.name for p in kept.iterdir()
+    }
+    # the same failure again replaces the evidence; then a passing run removes it
+    assert run_cli(["convert", str(src), str(out), "--atol", "1e-12"])[0] == 1
+    code, _, err = run_cli(["convert", str(src), str(out)])
+    assert code == 0, err
+    assert out.is_dir() and not kept.exists() and f"removed {kept}" in err

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import AccountingError, ConfigConflictError, InputError
 from ..ops import chain_apply
 from ..readers.base import EXTRA_FILE_NAMES, TOKENIZER_FILE_NAMES, sibling_files
+from ..staging import Progress
 from ..writer import SAFETENSORS_DTYPES, StagedOutput, TensorJob, write_json, write_model
 from .checkpoint import Checkpoint, StoredTensor
 from .diagnose import ASSUMED, LOSSY, Diagnosis
@@ -102,10 +103,11 @@ def write_fixed(
     max_shard_bytes: int,
     model: Path | None = None,
     accept_assumed: bool = False,
+    progress: Progress | None = None,
 ) -> list[str]:
     """Write `out`; refuses (nothing written) when the repair would lose weights, or rests on a
     guessed config value the user has not accepted."""
-    staged = StagedOutput(out, force)  # refuses an existing output before any work
+    staged = StagedOutput(out, force, progress)  # refuses an existing output before any work
     if diagnosis.verdict == LOSSY:
         raise AccountingError(
             f"not writing a repaired checkpoint: it {LOSSY}",

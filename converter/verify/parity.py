@@ -89,7 +89,7 @@ class ParityResult:
             f"max abs diff {first.max_abs_diff:.3g} > tolerance {first.tolerance:.3g} "
             f"({self.gate.short()}, noise {first.noise:.3g})",
             self.output,
-            "see parity_report.md in the output directory",
+            "see parity_report.md",
         )
 
 
