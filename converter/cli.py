@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .capabilities import DOCTOR, VERIFY, require
 from .convert import Analysis, ConvertOptions, analyse, convert, open_with_table, plan_source
 from .errors import BatchError, InputError, Tf2ptError, UsageError
 from .mapping import load_table, table_names
@@ -97,6 +98,12 @@ def convert_cmd(
     src, out, head, arch, num_labels, force, no_verify, atol, texts, max_shard_size, as_json
 ):
     """Convert the checkpoint SRC into the PyTorch directory OUT (then verify parity)."""
+    if not no_verify:
+        require(
+            VERIFY,
+            "convert (which verifies parity unless --no-verify)",
+            instead="pass --no-verify to convert without the parity check",
+        )
     options = ConvertOptions(
         head=head,
         arch=arch,
@@ -126,6 +133,7 @@ def convert_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Print the parity report as JSON.")
 def verify_cmd(src, out, atol, texts, arch, as_json):
     """Run SRC's TF model and the converted model in OUT on the same inputs; compare."""
+    require(VERIFY, "verify")
     from .verify.parity import run_parity
     from .verify.report import MD_FILE, write_reports
 
@@ -280,6 +288,7 @@ def doctor_cmd(
     """Explain why the PyTorch checkpoint CKPT does (not) load cleanly into a transformers
     model, and with --fix write a repaired copy. Exit 0 when it loads (as is or after
     repair), 1 when it cannot load without losing weights."""
+    require(DOCTOR, "doctor")
     from .doctor import examine
     from .doctor.diagnose import LOSSY
     from .doctor.fix import REPORT_FILE, write_fixed
@@ -300,6 +309,35 @@ def doctor_cmd(
         _say(f"wrote {fix_out} ({len(files)} files; report: {fix_out / REPORT_FILE})")
     elif diagnosis.verdict == LOSSY:
         sys.exit(1)
+
+
+@cli.command("env")
+@click.option("--json", "as_json", is_flag=True, help="Print the same as JSON.")
+def env_cmd(as_json):
+    """Show which optional frameworks this environment has, their versions, and which
+    commands they make available (and the pip extra for the others)."""
+    from .capabilities import environment
+
+    found = environment()
+    if as_json:
+        _print_json(found)
+        return
+    click.echo(f"tf2pt {found['tf2pt']}, python {found['python']}")
+    click.echo("optional frameworks:")
+    for name, version in found["modules"].items():
+        click.echo(f"  {name:<13} {version or 'not installed'}")
+    click.echo("capabilities:")
+    for cap in found["capabilities"]:
+        mark = "yes" if cap["available"] else "no "
+        click.echo(f"{mark} {cap['name']:<14} {cap['enables']}")
+        if not cap["available"]:
+            click.echo(f"    needs {', '.join(cap['missing'])} — {cap['install']}")
+    if found["modules"]["torch"] is None:
+        click.echo(f"install torch's CPU build first, then the extra: {found['torch_first']}")
+    verify = next(c for c in found["capabilities"] if c["name"] == VERIFY.name)
+    for layout, missing in found["verify_by_layout"].items():
+        if verify["available"] and missing:
+            click.echo(f"    {layout} sources also need {', '.join(missing)}")
 
 
 @cli.command("archs")
