@@ -116,7 +116,7 @@ def _major(version: str) -> int | None:
 
 def problems(modules: tuple[str, ...]) -> list[str]:
     """What is wrong with these module requirements here: `tensorflow (not installed)`,
-    `transformers 5.0.0 (needs <5)`. Empty when all are usable."""
+    `transformers <5 (found 5.0.0)`. Empty when all are usable."""
     found = []
     for spec in modules:
         module, major_below = _requirement(spec)
@@ -128,7 +128,7 @@ def problems(modules: tuple[str, ...]) -> list[str]:
         version = installed_version(module.name) or ""
         major = _major(version)
         if major is not None and major >= major_below:
-            found.append(f"{module.name} {version} (needs <{major_below})")
+            found.append(f"{module.name} <{major_below} (found {version})")
     return found
 
 

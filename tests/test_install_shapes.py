@@ -190,7 +190,7 @@ def test_transformers_5_is_named_too_new_for_verify_but_serves_doctor():
     )
     version, verify_problems, doctor_problems = result.stdout.strip().splitlines()
     assert version.startswith("5.")
-    assert f"transformers {version} (needs <5)" in verify_problems
+    assert f"transformers <5 (found {version})" in verify_problems
     assert doctor_problems == "[]"
 
 
