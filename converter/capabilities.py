@@ -79,6 +79,7 @@ DOCTOR = Capability(
     "doctor",
 )
 CAPABILITIES: tuple[Capability, ...] = (TF_CHECKPOINT, VERIFY, DOCTOR)
+BY_NAME: dict[str, Capability] = {c.name: c for c in CAPABILITIES}
 
 # Core features, for `tf2pt env`: what works with the core install alone.
 CORE_ENABLES = "convert --no-verify (h5, .keras, .weights.h5 sources), inspect, archs, summarize"

@@ -12,7 +12,6 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .capabilities import DOCTOR, VERIFY, require
 from .convert import Analysis, ConvertOptions, analyse, convert, open_with_table, plan_source
 from .errors import BatchError, InputError, Tf2ptError, UsageError
 from .mapping import load_table, table_names
@@ -99,8 +98,8 @@ def convert_cmd(
 ):
     """Convert the checkpoint SRC into the PyTorch directory OUT (then verify parity)."""
     if not no_verify:
-        require(
-            VERIFY,
+        _needs(
+            "verify",
             "convert (which verifies parity unless --no-verify)",
             instead="pass --no-verify to convert without the parity check",
         )
@@ -133,7 +132,7 @@ def convert_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Print the parity report as JSON.")
 def verify_cmd(src, out, atol, texts, arch, as_json):
     """Run SRC's TF model and the converted model in OUT on the same inputs; compare."""
-    require(VERIFY, "verify")
+    _needs("verify", "verify")
     from .verify.parity import run_parity
     from .verify.report import MD_FILE, write_reports
 
@@ -288,12 +287,12 @@ def doctor_cmd(
     """Explain why the PyTorch checkpoint CKPT does (not) load cleanly into a transformers
     model, and with --fix write a repaired copy. Exit 0 when it loads (as is or after
     repair), 1 when it cannot load without losing weights."""
-    require(DOCTOR, "doctor")
     from .doctor import examine
     from .doctor.diagnose import LOSSY
     from .doctor.fix import REPORT_FILE, write_fixed
     from .doctor.report import render
 
+    _needs("doctor", "doctor")
     max_shard_bytes = _size(max_shard_size)
     found = examine(ckpt, model, arch, head, num_labels, drop_head)
     diagnosis = found.diagnosis
@@ -309,6 +308,14 @@ def doctor_cmd(
         _say(f"wrote {fix_out} ({len(files)} files; report: {fix_out / REPORT_FILE})")
     elif diagnosis.verdict == LOSSY:
         sys.exit(1)
+
+
+def _needs(capability: str, command: str, instead: str | None = None) -> None:
+    """Stop `command` before any work, in one line naming the extra, when a framework the
+    capability needs is missing (converter/capabilities.py knows which)."""
+    from .capabilities import BY_NAME, require
+
+    require(BY_NAME[capability], command, instead=instead)
 
 
 @cli.command("env")
@@ -334,7 +341,7 @@ def env_cmd(as_json):
             click.echo(f"    needs {', '.join(cap['missing'])} — {cap['install']}")
     if found["modules"]["torch"] is None:
         click.echo(f"install torch's CPU build first, then the extra: {found['torch_first']}")
-    verify = next(c for c in found["capabilities"] if c["name"] == VERIFY.name)
+    verify = next(c for c in found["capabilities"] if c["name"] == "verify")
     for layout, missing in found["verify_by_layout"].items():
         if verify["available"] and missing:
             click.echo(f"    {layout} sources also need {', '.join(missing)}")
