@@ -142,6 +142,12 @@ def convert_cmd(
     src, out, head, arch, num_labels, force, no_verify, atol, rtol, texts, max_shard_size, as_json
 ):
     """Convert the checkpoint SRC into the PyTorch directory OUT (then verify parity)."""
+    if not no_verify:
+        _needs(
+            "verify",
+            "convert (which verifies parity unless --no-verify)",
+            instead="pass --no-verify to convert without the parity check",
+        )
     options = ConvertOptions(
         head=head,
         arch=arch,
@@ -171,6 +177,7 @@ def convert_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Print the parity report as JSON.")
 def verify_cmd(src, out, atol, rtol, texts, arch, as_json):
     """Run SRC's TF model and the converted model in OUT on the same inputs; compare."""
+    _needs("verify", "verify")
     from .verify.parity import run_parity
     from .verify.report import MD_FILE, write_reports
 
@@ -371,6 +378,7 @@ def doctor_cmd(
     from .doctor.fix import REPORT_FILE, write_fixed
     from .doctor.report import render
 
+    _needs("doctor", "doctor")
     max_shard_bytes = _size(max_shard_size)
     overrides = _settings(settings)
     found = examine(ckpt, model, arch, head, num_labels, drop_head, overrides)
@@ -416,6 +424,43 @@ def sweep_cmd(directories):
             raise InputError("not a directory", directory)
         for line in sweep_stale(directory):
             _say(line)
+
+
+def _needs(capability: str, command: str, instead: str | None = None) -> None:
+    """Stop `command` before any work, in one line naming the extra, when a framework the
+    capability needs is missing (converter/capabilities.py knows which)."""
+    from .capabilities import BY_NAME, require
+
+    require(BY_NAME[capability], command, instead=instead)
+
+
+@cli.command("env")
+@click.option("--json", "as_json", is_flag=True, help="Print the same as JSON.")
+def env_cmd(as_json):
+    """Show which optional frameworks this environment has, their versions, and which
+    commands they make available (and the pip extra for the others)."""
+    from .capabilities import environment
+
+    found = environment()
+    if as_json:
+        _print_json(found)
+        return
+    click.echo(f"tf2pt {found['tf2pt']}, python {found['python']}")
+    click.echo("optional frameworks:")
+    for name, version in found["modules"].items():
+        click.echo(f"  {name:<13} {version or 'not installed'}")
+    click.echo("capabilities:")
+    for cap in found["capabilities"]:
+        mark = "yes" if cap["available"] else "no "
+        click.echo(f"{mark} {cap['name']:<14} {cap['enables']}")
+        if not cap["available"]:
+            click.echo(f"    needs {', '.join(cap['missing'])} — {cap['install']}")
+    if found["modules"]["torch"] is None:
+        click.echo(f"install torch's CPU build first, then the extra: {found['torch_first']}")
+    verify = next(c for c in found["capabilities"] if c["name"] == "verify")
+    for layout, missing in found["verify_by_layout"].items():
+        if verify["available"] and missing:
+            click.echo(f"    {layout} sources also need {', '.join(missing)}")
 
 
 @cli.command("archs")

@@ -75,3 +75,9 @@ class BatchError(Tf2ptError):
     """Some sources of a batch conversion failed; the summary says which and why."""
 
     exit_code = 1
+
+
+class MissingDependencyError(Tf2ptError):
+    """A command needs an optional framework that is not installed; the hint names the extra."""
+
+    exit_code = 2

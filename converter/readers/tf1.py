@@ -103,7 +103,7 @@ class _Bundle:
         if self._reader is None:
             from ..tf_import import tensorflow
 
-            tf = tensorflow()
+            tf = tensorflow(self.prefix.with_name(self.prefix.name + INDEX_SUFFIX))
             try:
                 self._reader = tf.train.load_checkpoint(str(self.prefix))
             except (tf.errors.OpError, IndexError, *MALFORMED) as exc:

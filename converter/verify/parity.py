@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..capabilities import VERIFY, VERIFY_LAYOUT_MODULES, require
 from ..convert import Analysis
 from ..errors import ParityError, UsageError
 from .compare import OutputDiff, compare_outputs, uncompared
@@ -124,6 +125,12 @@ def run_parity(
     source, plan = analysis.source, analysis.plan
     if source.layout not in TF_RUNNERS:
         raise UsageError(f"no TF runner for layout '{source.layout}' yet", source.path)
+    require(
+        VERIFY,
+        f"verifying a {source.layout} source",
+        source.path,
+        also=VERIFY_LAYOUT_MODULES.get(source.layout, ()),
+    )
     tokenizer_dir = source.tokenizer_files[0].parent if source.tokenizer_files else None
     inputs = make_inputs(
         plan.dims,
