@@ -11,15 +11,10 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, api
 from .convert import (
-    Analysis,
     ConvertOptions,
     analyse,
-    convert,
-    open_with_table,
-    parity_failed_dir,
-    plan_source,
 )
 from .errors import BatchError, InputError, Tf2ptError, UsageError
 from .mapping import load_table, table_names
@@ -61,48 +56,10 @@ def cli(verbose: bool) -> None:
     every weight, and prove parity by running both models."""
 
 
-def _gate(atol: float | None, rtol: float | None):
-    from .verify.gate import Gate
-
-    for name, value in (("--atol", atol), ("--rtol", rtol)):
-        if value is not None and not value >= 0:
-            raise UsageError(f"{name} must be a number ≥ 0, not {value}")
-    return Gate(atol, rtol)
-
-
-def _parity_line(result) -> str:
-    margin = result.least_margin
-    return (
-        f"parity {'passed' if result.passed else 'FAILED'}: max abs diff "
-        f"{result.max_abs_diff:.3g}; least margin "
-        + ("∞ (exact)" if margin is None else f"{margin:.2g}×")
-        + f" under {result.gate.short()}"
-    )
-
-
 def _own_process() -> bool:
     """Whether this process is the `tf2pt` command's own (see main)."""
     obj = click.get_current_context().obj
     return bool(obj and obj.get("own_process"))
-
-
-def _parity_hook(gate, texts: tuple[str, ...], out: Path):
-    own_process = _own_process()
-
-    def run(analysis: Analysis, staged: Path):
-        from .verify.parity import run_parity
-        from .verify.report import write_reports
-
-        result = run_parity(
-            analysis, staged, gate, texts, progress=_say, published_as=out, own_process=own_process
-        )
-        if not result.passed:  # convert keeps a failed output beside OUT, not as OUT
-            result.output = str(parity_failed_dir(out))
-        write_reports(result, staged)
-        _say(_parity_line(result))
-        return result.failure()
-
-    return run
 
 
 def _tolerance_options(command):
@@ -148,15 +105,21 @@ def convert_cmd(
             "convert (which verifies parity unless --no-verify)",
             instead="pass --no-verify to convert without the parity check",
         )
-    options = ConvertOptions(
+    result = api.convert(
+        src,
+        out,
         head=head,
         arch=arch,
         num_labels=num_labels,
         force=force,
+        verify=not no_verify,
+        atol=atol,
+        rtol=rtol,
+        texts=texts,
         max_shard_bytes=_size(max_shard_size),
+        progress=_say,
+        own_process=_own_process(),
     )
-    verify = None if no_verify else _parity_hook(_gate(atol, rtol), texts, out)
-    result = convert(src, out, options, progress=_say, verify=verify)
     if as_json:
         _print_json(result.report)
     counts = result.report["counts"]
@@ -178,30 +141,21 @@ def convert_cmd(
 def verify_cmd(src, out, atol, rtol, texts, arch, as_json):
     """Run SRC's TF model and the converted model in OUT on the same inputs; compare."""
     _needs("verify", "verify")
-    from .verify.parity import run_parity
-    from .verify.report import MD_FILE, write_reports
+    from .verify.report import MD_FILE
 
-    gate = _gate(atol, rtol)
-    config_path = out / "config.json"
-    try:
-        out_config = json.loads(config_path.read_text())
-        class_name = out_config["architectures"][0]
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
-        raise InputError(
-            "not a converted model directory (no readable config.json with architectures)", out
-        ) from None
-    source, table = open_with_table(src, arch)
-    head = table.head_for_class(class_name)
-    if head is None:
-        raise InputError(f"{class_name} is not a {table.architecture} class", out)
-    labels = out_config.get("id2label")
-    options = ConvertOptions(arch=arch, head=head, num_labels=len(labels) if labels else None)
-    analysis = plan_source(source, table, options)
-    result = run_parity(analysis, out, gate, texts, progress=_say, own_process=_own_process())
-    write_reports(result, out)
+    result = api.verify(
+        src,
+        out,
+        arch=arch,
+        atol=atol,
+        rtol=rtol,
+        texts=texts,
+        progress=_say,
+        own_process=_own_process(),
+    )
     if as_json:
         _print_json(result.to_dict())
-    _say(f"{_parity_line(result)}; report: {out / MD_FILE}")
+    _say(f"{api.parity_line(result)}; report: {out / MD_FILE}")
     failure = result.failure()
     if failure is not None:
         raise failure
@@ -373,15 +327,23 @@ def doctor_cmd(
     and with --fix write a repaired copy. Exit 0 when it loads (as is or after repair), 1 when
     it cannot load without losing weights or rests on a guessed config value (unless
     --accept-assumed)."""
-    from .doctor import examine
     from .doctor.diagnose import LOSSY
-    from .doctor.fix import REPORT_FILE, write_fixed
+    from .doctor.fix import REPORT_FILE
     from .doctor.report import render
 
     _needs("doctor", "doctor")
     max_shard_bytes = _size(max_shard_size)
     overrides = _settings(settings)
-    found = examine(ckpt, model, arch, head, num_labels, drop_head, overrides)
+    found = api.doctor(
+        ckpt,
+        model=model,
+        arch=arch,
+        head=head,
+        num_labels=num_labels,
+        drop_head=drop_head,
+        settings=overrides,
+        max_shard_bytes=max_shard_bytes,
+    ).examination
     diagnosis = found.diagnosis
     if as_json:
         _print_json(diagnosis.to_dict())
@@ -389,16 +351,14 @@ def doctor_cmd(
         for line in render(diagnosis):
             click.echo(line)
     if fix_out is not None:
-        files = write_fixed(
-            found.checkpoint,
-            found.target,
-            diagnosis,
+        files = api.repair(
+            found,
             fix_out,
-            force,
-            max_shard_bytes,
-            model,
-            accept_assumed,
-            _say,
+            force=force,
+            accept_assumed=accept_assumed,
+            model=model,
+            max_shard_bytes=max_shard_bytes,
+            progress=_say,
         )
         _say(f"wrote {fix_out} ({len(files)} files; report: {fix_out / REPORT_FILE})")
     elif diagnosis.verdict == LOSSY:

@@ -51,6 +51,7 @@ class ConversionResult:
     out: Path
     report: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    parity: Any = None  # the ParityResult when the conversion was verified
 
 
 def open_with_table(src: str | Path, arch: str | None) -> tuple[Source, Table]:

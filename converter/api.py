@@ -1,0 +1,224 @@
+"""The Python API: what `tf2pt convert`, `verify` and `doctor` do, as functions that return the
+reports the command prints. The command line is a thin layer over these. (They live in
+`converter.api`, not on the package itself, whose `convert`, `verify` and `doctor` are the
+modules that do the work.)
+
+    from converter.api import convert, doctor, verify
+
+    result = convert("tf-checkpoint/", "pytorch-model/")      # raises on any failure
+    result.report["counts"], result.parity.least_margin
+    parity = verify("tf-checkpoint/", "pytorch-model/")       # a ParityResult; check .passed
+    found = doctor("pytorch_model.bin", arch="bert", settings={"num_attention_heads": 12})
+
+Expected failures raise the `converter.errors` classes (`Tf2ptError` and its subclasses), whose
+`one_line()` is the message the command prints. Nothing here prints; pass `progress` to see the
+progress lines.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .convert import (
+    DEFAULT_MAX_SHARD_BYTES,
+    Analysis,
+    ConversionResult,
+    ConvertOptions,
+    open_with_table,
+    parity_failed_dir,
+    plan_source,
+)
+from .convert import convert as _convert
+from .errors import InputError
+
+if TYPE_CHECKING:
+    from .doctor import Examination
+    from .verify.parity import ParityResult
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _gate(atol: float | None, rtol: float | None):
+    from .errors import UsageError
+    from .verify.gate import Gate
+
+    for name, value in (("atol", atol), ("rtol", rtol)):
+        if value is not None and not value >= 0:
+            raise UsageError(f"{name} must be a number ≥ 0, not {value}")
+    return Gate(atol, rtol)
+
+
+def convert(
+    src: str | Path,
+    out: str | Path,
+    *,
+    head: str | None = None,
+    arch: str | None = None,
+    num_labels: int | None = None,
+    force: bool = False,
+    verify: bool = True,
+    atol: float | None = None,
+    rtol: float | None = None,
+    texts: tuple[str, ...] = (),
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    progress: Progress = _quiet,
+    own_process: bool = False,
+) -> ConversionResult:
+    """Convert `src` into the directory `out` and (unless `verify=False`) prove parity.
+
+    Returns the conversion report (and `.parity`, the ParityResult, when verified). Parity is
+    judged against the measured float32 noise unless `atol`/`rtol` fix the bounds. A parity
+    failure raises ParityError and leaves its evidence in `<out>.parity-failed/`.
+    `own_process` is for the `tf2pt` command only (see verify/torch_side.py)."""
+    options = ConvertOptions(head, arch, num_labels, force, max_shard_bytes)
+    gate = _gate(atol, rtol)
+    results: list[ParityResult] = []
+
+    def check(analysis: Analysis, staged: Path):
+        from .verify.parity import run_parity
+        from .verify.report import write_reports
+
+        result = run_parity(
+            analysis, staged, gate, texts, progress, published_as=Path(out), own_process=own_process
+        )
+        if not result.passed:  # kept beside OUT, not as OUT
+            result.output = str(parity_failed_dir(Path(out)))
+        write_reports(result, staged)
+        progress(parity_line(result))
+        results.append(result)
+        return result.failure()
+
+    converted = _convert(src, out, options, progress, check if verify else None)
+    converted.parity = results[0] if results else None
+    return converted
+
+
+def verify(
+    src: str | Path,
+    out: str | Path,
+    *,
+    arch: str | None = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    texts: tuple[str, ...] = (),
+    progress: Progress = _quiet,
+    own_process: bool = False,
+) -> ParityResult:
+    """Run `src`'s TF model and the converted model in `out` on the same inputs and compare;
+    the reports are written into `out`. Returns the result whatever it says: check `.passed`
+    (or `.failure()`, the error the command raises)."""
+    from .verify.parity import run_parity
+    from .verify.report import write_reports
+
+    out = Path(out)
+    gate = _gate(atol, rtol)
+    try:
+        out_config = json.loads((out / "config.json").read_text())
+        class_name = out_config["architectures"][0]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        raise InputError(
+            "not a converted model directory (no readable config.json with architectures)", out
+        ) from None
+    source, table = open_with_table(src, arch)
+    head = table.head_for_class(class_name)
+    if head is None:
+        raise InputError(f"{class_name} is not a {table.architecture} class", out)
+    labels = out_config.get("id2label")
+    options = ConvertOptions(arch=arch, head=head, num_labels=len(labels) if labels else None)
+    analysis = plan_source(source, table, options)
+    result = run_parity(analysis, out, gate, texts, progress, own_process=own_process)
+    write_reports(result, out)
+    return result
+
+
+@dataclass
+class DoctorResult:
+    """What `doctor` found, and the files `fix` wrote (empty when it was not asked to)."""
+
+    examination: Examination
+    written: list[str]
+
+    @property
+    def diagnosis(self):
+        return self.examination.diagnosis
+
+
+def doctor(
+    ckpt: str | Path,
+    *,
+    model: str | Path | None = None,
+    arch: str | None = None,
+    head: str | None = None,
+    num_labels: int | None = None,
+    drop_head: bool = False,
+    settings: dict[str, Any] | None = None,
+    fix: str | Path | None = None,
+    force: bool = False,
+    accept_assumed: bool = False,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    progress: Progress = _quiet,
+) -> DoctorResult:
+    """Diagnose whether the PyTorch checkpoint `ckpt` loads into a transformers model, and with
+    `fix` write a repaired copy (refused, raising, when the repair would lose weights or rests
+    on a guessed config value not accepted)."""
+    from .doctor import examine
+
+    model_path = Path(model) if model is not None else None
+    found = examine(Path(ckpt), model_path, arch, head, num_labels, drop_head, dict(settings or {}))
+    written = []
+    if fix is not None:
+        written = repair(
+            found,
+            fix,
+            force=force,
+            accept_assumed=accept_assumed,
+            model=model_path,
+            max_shard_bytes=max_shard_bytes,
+            progress=progress,
+        )
+    return DoctorResult(found, written)
+
+
+def repair(
+    examination: Examination,
+    out: str | Path,
+    *,
+    force: bool = False,
+    accept_assumed: bool = False,
+    model: str | Path | None = None,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    progress: Progress = _quiet,
+) -> list[str]:
+    """Write the repair `doctor` found as a save_pretrained-style dir; returns the file names."""
+    from .doctor.fix import write_fixed
+
+    return write_fixed(
+        examination.checkpoint,
+        examination.target,
+        examination.diagnosis,
+        Path(out),
+        force,
+        max_shard_bytes,
+        Path(model) if model is not None else None,
+        accept_assumed,
+        progress,
+    )
+
+
+def parity_line(result: ParityResult) -> str:
+    """The one-line verdict the command prints."""
+    margin = result.least_margin
+    return (
+        f"parity {'passed' if result.passed else 'FAILED'}: max abs diff "
+        f"{result.max_abs_diff:.3g}; least margin "
+        + ("∞ (exact)" if margin is None else f"{margin:.2g}×")
+        + f" under {result.gate.short()}"
+    )
