@@ -92,17 +92,38 @@ def _parity_hook(atol: float, texts: tuple[str, ...], out: Path):
     show_default=True,
     help="Split model.safetensors above this size.",
 )
+@click.option(
+    "--tokenizer",
+    type=click.Path(path_type=Path),
+    help="Tokenizer to convert when it is not beside the weights: a keras-hub preset or assets "
+    "dir, a .keras file, an HF tokenizer dir or a vocab.txt.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the conversion report as JSON.")
 def convert_cmd(
-    src, out, head, arch, num_labels, force, no_verify, atol, texts, max_shard_size, as_json
+    src,
+    out,
+    head,
+    arch,
+    num_labels,
+    force,
+    no_verify,
+    atol,
+    texts,
+    max_shard_size,
+    tokenizer,
+    as_json,
 ):
     """Convert the checkpoint SRC into the PyTorch directory OUT (then verify parity)."""
+    if tokenizer is not None and not tokenizer.exists():
+        raise InputError("no such file or directory", tokenizer, "check the --tokenizer path")
     options = ConvertOptions(
         head=head,
         arch=arch,
         num_labels=num_labels,
         force=force,
         max_shard_bytes=_size(max_shard_size),
+        tokenizer=tokenizer,
+        texts=texts,
     )
     verify = None if no_verify else _parity_hook(atol, texts, out)
     result = convert(src, out, options, progress=_say, verify=verify)
