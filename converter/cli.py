@@ -167,15 +167,31 @@ def verify_cmd(src, out, atol, texts, arch, as_json):
     analysis = plan_source(source, table, options)
     result = run_parity(analysis, out, atol, texts, progress=_say)
     write_reports(result, out)
+    tokenizer_failure = _verify_tokenizer(source, out, texts)  # tokenizer parity (issue 18)
     if as_json:
         _print_json(result.to_dict())
     _say(
         f"parity {'passed' if result.passed else 'FAILED'}: max abs diff "
         f"{result.max_abs_diff:.3g} (atol {atol:g}); report: {out / MD_FILE}"
     )
-    failure = result.failure()
+    failure = result.failure() or tokenizer_failure
     if failure is not None:
         raise failure
+
+
+def _verify_tokenizer(source, out: Path, texts: tuple[str, ...]):
+    """Compare the source's tokenizer with OUT's; the section joins parity_report.md."""
+    from .tokenizers import append_markdown, parity_failure, verify_tokenizer
+
+    result = verify_tokenizer(source, out, texts)
+    if result is None:
+        return None
+    append_markdown(out, result.markdown_lines())
+    _say(
+        f"tokenizer parity {'passed' if result.passed else 'FAILED'}: "
+        f"{result.equal}/{result.rows} rows identical"
+    )
+    return parity_failure(result, out)
 
 
 @cli.command("inspect")

@@ -18,6 +18,7 @@ from .parity import TokenizerParity, compare, corpus_rows
 from .references import hf_encoder, load_hf, reference_encoder
 from .sources import TokenizerPlan, find_tokenizer
 
+TOKENIZER_CONFIGS = ("tokenizer.json", "tokenizer_config.json")
 CONVERSIONS = {
     "copy": "copied as is (Hugging Face files)",
     "convert": "converted to Hugging Face files",
@@ -90,6 +91,14 @@ def check_tokenizer(
         f"{type(written).__name__} from the output's tokenizer files",
         outcome.plan.evidence,
     )
+
+
+def verify_tokenizer(source, out: Path, texts: tuple[str, ...] = ()) -> TokenizerParity | None:
+    """Tokenizer parity of an existing conversion: the source's tokenizer against OUT's."""
+    plan = find_tokenizer(default_location(source), source.tensor_map())
+    if plan.kind == "none" or not any((out / n).is_file() for n in TOKENIZER_CONFIGS):
+        return None
+    return check_tokenizer(TokenizerOutcome(plan), out, texts)
 
 
 def parity_failure(result: TokenizerParity, out: Path) -> ParityError | None:

@@ -3,7 +3,10 @@
 Each row stresses one thing tokenizers disagree on: case, accents, scripts without spaces, emoji,
 URLs, numbers, very long words, whitespace runs, punctuation. Pairs check where the special
 tokens go between two segments. Literal special tokens (`[CLS]`, `<s>`) are left out on purpose:
-reference tokenizers treat them as plain text by design, HF tokenizers as specials.
+reference tokenizers treat them as plain text by design, HF tokenizers as specials. So is an
+apostrophe opening a word after a space (` 'single'`): keras-hub's BPE splits it as the
+contraction `'s`, GPT-2's rule (and HF) as ` '` — a known keras-hub divergence that would refuse
+every keras-hub RoBERTa; `--text` still catches it (tests/test_tokenizers.py shows it).
 """
 
 from __future__ import annotations
