@@ -69,6 +69,7 @@ def convert(
     rtol: float | None = None,
     texts: tuple[str, ...] = (),
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    tokenizer: str | Path | None = None,
     progress: Progress = _quiet,
     own_process: bool = False,
 ) -> ConversionResult:
@@ -78,7 +79,15 @@ def convert(
     judged against the measured float32 noise unless `atol`/`rtol` fix the bounds. A parity
     failure raises ParityError and leaves its evidence in `<out>.parity-failed/`.
     `own_process` is for the `tf2pt` command only (see verify/torch_side.py)."""
-    options = ConvertOptions(head, arch, num_labels, force, max_shard_bytes)
+    options = ConvertOptions(
+        head,
+        arch,
+        num_labels,
+        force,
+        max_shard_bytes,
+        Path(tokenizer) if tokenizer is not None else None,
+        tuple(texts),
+    )
     gate = _gate(atol, rtol)
     results: list[ParityResult] = []
 
@@ -113,8 +122,8 @@ def verify(
     own_process: bool = False,
 ) -> ParityResult:
     """Run `src`'s TF model and the converted model in `out` on the same inputs and compare;
-    the reports are written into `out`. Returns the result whatever it says: check `.passed`
-    (or `.failure()`, the error the command raises)."""
+    the reports are written into `out`; the tokenizers are compared too (`.tokenizer`). Returns
+    the result whatever it says: `.failure()` is the error the command raises, if any."""
     from .verify.parity import run_parity
     from .verify.report import write_reports
 
@@ -136,6 +145,21 @@ def verify(
     analysis = plan_source(source, table, options)
     result = run_parity(analysis, out, gate, texts, progress, own_process=own_process)
     write_reports(result, out)
+    result.tokenizer = _tokenizer_parity(source, out, texts, progress)
+    return result
+
+
+def _tokenizer_parity(source, out: Path, texts: tuple[str, ...], progress: Progress):
+    """The source's tokenizer against OUT's, its section appended to parity_report.md."""
+    from .tokenizers import append_markdown, verify_tokenizer
+
+    result = verify_tokenizer(source, out, texts)
+    if result is not None:
+        append_markdown(out, result.markdown_lines())
+        progress(
+            f"tokenizer parity {'passed' if result.passed else 'FAILED'}: "
+            f"{result.equal}/{result.rows} rows identical"
+        )
     return result
 
 

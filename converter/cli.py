@@ -94,11 +94,31 @@ def _tolerance_options(command):
     show_default=True,
     help="Split model.safetensors above this size.",
 )
+@click.option(
+    "--tokenizer",
+    type=click.Path(path_type=Path),
+    help="Tokenizer to convert when it is not beside the weights: a keras-hub preset or assets "
+    "dir, a .keras file, an HF tokenizer dir or a vocab.txt.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the conversion report as JSON.")
 def convert_cmd(
-    src, out, head, arch, num_labels, force, no_verify, atol, rtol, texts, max_shard_size, as_json
+    src,
+    out,
+    head,
+    arch,
+    num_labels,
+    force,
+    no_verify,
+    atol,
+    rtol,
+    texts,
+    max_shard_size,
+    tokenizer,
+    as_json,
 ):
     """Convert the checkpoint SRC into the PyTorch directory OUT (then verify parity)."""
+    if tokenizer is not None and not tokenizer.exists():
+        raise InputError("no such file or directory", tokenizer, "check the --tokenizer path")
     if not no_verify:
         _needs(
             "verify",
@@ -117,6 +137,7 @@ def convert_cmd(
         rtol=rtol,
         texts=texts,
         max_shard_bytes=_size(max_shard_size),
+        tokenizer=tokenizer,
         progress=_say,
         own_process=_own_process(),
     )

@@ -14,10 +14,12 @@ from . import __version__
 from .configs import output_config, source_hf_config, source_notes, translation_notes
 from .errors import AccountingError, InputError, ParityError, Tf2ptError
 from .mapping import Table, select_table
+from .model_card import CARD_FILE, write_model_card
 from .ops import chain_apply, chain_source_rows
 from .plan import Mapped, Plan, choose_head, enforce, resolve_dims
 from .readers import Source, SourceTensor, open_source
 from .readers.base import MALFORMED, Index
+from .tokenizers import append_markdown, check_tokenizer, parity_failure, write_tokenizer
 from .writer import StagedOutput, TensorJob, write_json, write_model
 
 DEFAULT_MAX_SHARD_BYTES = 5 * 1000**3  # transformers' default max_shard_size of "5GB"
@@ -35,6 +37,8 @@ class ConvertOptions:
     num_labels: int | None = None
     force: bool = False
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
+    tokenizer: Path | None = None  # where the tokenizer is, when not beside the weights
+    texts: tuple[str, ...] = ()  # extra text for tokenizer parity
 
 
 @dataclass
@@ -177,6 +181,7 @@ def build_report(
         "source": {
             "path": str(source.path),
             "layout": source.layout,
+            "name_or_path": source.config.get("_name_or_path"),
             "weight_files": [p.name for p in source.weight_files],
             "tokenizer_files": [p.name for p in source.tokenizer_files],
         },
@@ -206,6 +211,24 @@ def build_report(
         "warnings": warnings,
         "output_files": sorted(files),
     }
+
+
+def _check_tokenizer(
+    tokenizer, staged: Path, texts, report, out, progress: Progress
+) -> ParityError | None:
+    """Tokenizer parity, recorded in conversion_report.json and parity_report.md; a mismatch
+    is returned as the failure to raise, like a model-parity failure."""
+    result = check_tokenizer(tokenizer, staged, texts)
+    if result is None:
+        return None
+    report["tokenizer"]["parity"] = result.to_dict()
+    write_json(staged / REPORT_FILE, report)
+    append_markdown(staged, result.markdown_lines())
+    progress(
+        f"tokenizer parity {'passed' if result.passed else 'FAILED'}: "
+        f"{result.equal}/{result.rows} rows identical"
+    )
+    return parity_failure(result, Path(out))
 
 
 def convert(
@@ -244,13 +267,23 @@ def convert(
         for warning in warnings:  # said before parity, which may fail because of them
             progress(f"warning: {warning}")
         write_json(staged.path / "config.json", config)
-        for f in source.tokenizer_files + source.extra_files:
+        for f in source.extra_files:
             shutil.copyfile(f, staged.path / f.name)
             files.append(f.name)
-        files += ["config.json", REPORT_FILE]
+        max_length = plan.dims["max_position_embeddings"] - plan.table.position_offset
+        tokenizer = write_tokenizer(source, staged.path, options.tokenizer, max_length)
+        progress(f"note: {tokenizer.note()}")
+        files += tokenizer.files + ["config.json", REPORT_FILE, CARD_FILE]
         report = build_report(analysis, files, config_notes, warnings)
+        report["tokenizer"] = tokenizer.to_dict()
         write_json(staged.path / REPORT_FILE, report)
         failure = verify(analysis, staged.path) if verify is not None else None
+        if verify is not None:  # tokenizer parity, recorded whatever the model's said
+            tokenizer_failure = _check_tokenizer(
+                tokenizer, staged.path, options.texts, report, out, progress
+            )
+            failure = failure or tokenizer_failure
+        write_model_card(staged.path, report)
         if failure is not None:
             aside = staged.set_aside(PARITY_FAILED_SUFFIX)
             raise ParityError(

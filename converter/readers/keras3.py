@@ -243,6 +243,16 @@ def _form(path: Path) -> str:
     return KERAS_SUFFIX if path.suffix == KERAS_SUFFIX else WEIGHTS_SUFFIX
 
 
+def _keras(file: Path) -> bool:
+    """A keras-hub preset's tokenizer.json is a serialized Keras layer, not an HF tokenizer."""
+    if file.name != "tokenizer.json":
+        return False
+    try:
+        return "class_name" in read_json_object(file)
+    except InputError:
+        return False
+
+
 def read(path: Path) -> Source:
     form = _form(path)
     config, files = FORMS[form](path)
@@ -282,7 +292,9 @@ def read(path: Path) -> Source:
         config_path=None if form == WEIGHTS_SUFFIX else path,
         tensors=tensors,
         weight_files=[file for file, _, _ in files],
-        tokenizer_files=sibling_files(directory, TOKENIZER_FILE_NAMES),
+        tokenizer_files=[
+            f for f in sibling_files(directory, TOKENIZER_FILE_NAMES) if not _keras(f)
+        ],
         close=files_open.close,
         form=form,
     )

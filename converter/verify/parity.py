@@ -37,6 +37,7 @@ class ParityResult:
     class_name: str
     seconds: dict[str, float] = field(default_factory=dict)
     not_compared: list[str] = field(default_factory=list)  # outputs the source model lacks
+    tokenizer: Any = None  # tokenizer parity (converter.tokenizers), when it was checked
 
     @property
     def max_abs_diff(self) -> float:
@@ -74,7 +75,12 @@ class ParityResult:
         }
 
     def failure(self) -> ParityError | None:
+        """The model's first divergence, else a tokenizer mismatch, as the error to raise."""
         first = self.first_divergence
+        if first is None and self.tokenizer is not None:
+            from ..tokenizers import parity_failure
+
+            return parity_failure(self.tokenizer, Path(self.output))
         if first is None:
             return None
         if first.nonfinite:
