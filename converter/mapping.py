@@ -4,6 +4,8 @@ A table is data: rules that rename one source pattern to one target pattern with
 grouped so that heads can share them. Placeholders such as `{L}` match digits only and must match
 the whole name, so `layer_._1` can never be confused with `layer_._10`. `{_L}` is Keras 3's
 auto-naming suffix: nothing for 0 (`transformer_encoder`), `_N` for N ≥ 1 (`transformer_encoder_3`).
+`{L+4}` is layer L stored at index L + 4 (a Keras functional model numbers its layers with weights
+from the first embedding, so encoder layer 0 is `layer_with_weights-4`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import yaml
 from .errors import InputError, MappingTableError
 from .ops import Op, build_op
 
-PLACEHOLDER = re.compile(r"\{(_?)([A-Z])\}")
+PLACEHOLDER = re.compile(r"\{(_?)([A-Z])(?:\+([0-9]+))?\}")
 
 TOP_KEYS = {
     "schema",
@@ -41,6 +43,7 @@ TOP_KEYS = {
     "source_config",
     "source_notes",
     "keep_source_config",
+    "runner",
 }
 GROUP_KEYS = {"rules", "duplicates", "ties", "synthesize"}
 RULE_KEYS = {"src", "dst", "ops", "shape", "note"}
@@ -48,7 +51,7 @@ DUPLICATE_KEYS = {"src", "same_as", "note"}
 TIE_KEYS = {"dst", "same_as", "note"}
 SYNTH_KEYS = {"dst", "fill", "shape", "reason"}
 HEAD_KEYS = {"class", "groups", "when", "labels_from", "bare", "description", "source_class"}
-SOURCE_CONFIG_KEYS = {"key", "tensor", "axis", "count", "add", "values", "note"}
+SOURCE_CONFIG_KEYS = {"key", "tensor", "or_tensor", "axis", "count", "add", "values", "note"}
 SOURCE_NOTE_KEYS = {"key", "unless", "note"}
 IGNORE_KEYS = {"pattern", "reason"}
 
@@ -60,23 +63,28 @@ class Pattern:
     text: str
     regex: re.Pattern = field(compare=False, repr=False)
     placeholders: tuple[str, ...] = ()
+    offsets: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def compile(cls, text: str, allow_globs: bool = False) -> Pattern:
         out, names, pos = [], [], 0
+        offsets: dict[str, int] = {}
         globs = r"|\*\*|\*" if allow_globs else ""
-        for m in re.finditer(r"\{(_?)([A-Z])\}" + globs, text):
+        for m in re.finditer(PLACEHOLDER.pattern + globs, text):
             out.append(re.escape(text[pos : m.start()]))
-            suffix, name = m.group(1), m.group(2)
+            suffix, name, offset = m.group(1), m.group(2), int(m.group(3) or 0)
             if name and name in names:
-                if suffix:
-                    raise ValueError(f"'{{_{name}}}' may appear only once in '{text}'")
+                if suffix or offset != offsets[name]:
+                    raise ValueError(f"'{{{name}}}' appears with different forms in '{text}'")
                 out.append(f"(?P={name})")
             elif suffix:  # Keras auto-name suffix: "" for 0, "_N" for N >= 1
+                if offset:
+                    raise ValueError(f"'{{_{name}}}' takes no offset in '{text}'")
                 names.append(name)
                 out.append(f"(?:_(?P<{name}>[1-9][0-9]*))?")
             elif name:
                 names.append(name)
+                offsets[name] = offset
                 out.append(f"(?P<{name}>0|[1-9][0-9]*)")
             else:
                 out.append(".*" if m.group(0) == "**" else "[^/]*")
@@ -85,18 +93,24 @@ class Pattern:
         leftover = PLACEHOLDER.sub("", text)
         if "{" in leftover or "}" in leftover:
             raise ValueError(
-                f"bad placeholder in pattern '{text}' (use one capital letter: {{L}} or {{_L}})"
+                f"bad placeholder in pattern '{text}' (use one capital letter: {{L}}, {{_L}} "
+                "or {L+4})"
             )
-        return cls(text, re.compile("".join(out)), tuple(names))
+        return cls(text, re.compile("".join(out)), tuple(names), offsets)
 
     def match(self, name: str) -> dict[str, int] | None:
         m = self.regex.fullmatch(name)
-        return None if m is None else {k: int(v or 0) for k, v in m.groupdict().items()}
+        if m is None:
+            return None
+        values = {k: int(v or 0) - self.offsets.get(k, 0) for k, v in m.groupdict().items()}
+        return None if any(v < 0 for v in values.values()) else values
 
     def fill(self, values: dict[str, int]) -> str:
         def one(m: re.Match) -> str:
             value = values[m.group(2)]
-            return ("" if value == 0 else f"_{value}") if m.group(1) else str(value)
+            if m.group(1):
+                return "" if value == 0 else f"_{value}"
+            return str(value + int(m.group(3) or 0))
 
         return PLACEHOLDER.sub(one, self.text)
 
@@ -169,6 +183,7 @@ class SourceConfigEntry:
     count: Pattern | None
     add: int
     values: dict[Any, Any] = field(default_factory=dict)  # source value → HF value, if they differ
+    or_tensor: Pattern | None = None  # where the value is when `tensor` is absent (another head)
 
 
 @dataclass(frozen=True)
@@ -206,6 +221,7 @@ class Table:
     source_notes: tuple[SourceNote, ...] = ()
     extends: str = ""  # the table this one is a variant of
     keep_source_config: bool = False  # start from the source config (its keys are HF keys)
+    runner: str = ""  # the TF reference for parity, when the layout has several (TF2 sources)
 
     def serves(self, name: str) -> bool:
         """`name` (an --arch or a config's model_type) is this table's architecture."""
@@ -393,6 +409,7 @@ def parse_table(name: str, data: dict) -> Table:
         description=str(data.get("description") or ""),
         extends=str(data.get("extends") or ""),
         keep_source_config=bool(data.get("keep_source_config", False)),
+        runner=str(data.get("runner") or ""),
         source_config={
             k: _source_config_entry(f"{where}: source_config.{k}", v)
             for k, v in (data.get("source_config") or {}).items()
@@ -417,6 +434,7 @@ def _source_config_entry(where: str, data: Any) -> SourceConfigEntry:
         count=_pattern(where, data["count"]) if "count" in data else None,
         add=int(data.get("add") or 0),
         values=dict(data.get("values") or {}),
+        or_tensor=_pattern(where, data["or_tensor"]) if "or_tensor" in data else None,
     )
 
 
@@ -456,17 +474,63 @@ def table_names() -> list[str]:
     return sorted(p.stem for p in tables_dir().glob("*.yaml"))
 
 
-def select_table(layout: str, model_type: str | None, arch: str | None = None) -> Table:
-    """The table for this layout whose architecture (or accepted model_types) fits."""
+def _fit(table: Table, names: list[str]) -> tuple[int, int]:
+    """(source names no rule or ignore rule of `table` places, names its rules map)."""
+    rules = [r.src for g in table.groups.values() for r in g.rules]
+    rules += [d.src for g in table.groups.values() for d in g.duplicates]
+    mapped = sum(1 for n in names if any(p.match(n) is not None for p in rules))
+    ignored = sum(
+        1
+        for n in names
+        if not any(p.match(n) is not None for p in rules)
+        and any(i.pattern.match(n) is not None for i in table.ignore)
+    )
+    return len(names) - mapped - ignored, mapped
+
+
+def _select_by_fit(layout: str, tables: list[Table], names: list[str]) -> Table:
+    """A config-less source (a TF2 checkpoint) picks its table by its tensor names, as a head is
+    picked: the one table that places every name, else the one that maps the most; a tie is an
+    error rather than a guess."""
+    fits = {t.name: _fit(t, names) for t in tables}
+    complete = [t for t in tables if fits[t.name][0] == 0 and fits[t.name][1] > 0]
+    if len(complete) == 1:
+        return complete[0]
+    pool = complete or [t for t in tables if fits[t.name][1] > 0]
+    best = max((fits[t.name][1] for t in pool), default=0)
+    top = [t for t in pool if fits[t.name][1] == best]
+    if len(top) == 1:
+        return top[0]
+    if not top:
+        raise InputError(
+            f"no {layout} mapping table recognises any of its {len(names)} tensor names",
+            hint="unknown producer; tf2pt inspect lists the names, tf2pt archs the known layouts",
+        )
+    raise InputError(
+        f"its tensor names fit several {layout} tables equally: " + ", ".join(t.name for t in top),
+        hint="choose one with --arch",
+    )
+
+
+def select_table(
+    layout: str, model_type: str | None, arch: str | None = None, names: list[str] | None = None
+) -> Table:
+    """The table for this layout whose architecture (or accepted model_types) fits; without a
+    config naming one, the layout's only table, or (given the source's tensor `names`) the
+    table that fits them."""
     wanted = arch or model_type
     tables = [load_table(n) for n in table_names()]
     if wanted is None:  # no config names it (a TF1 checkpoint): the layout's own architecture
         of_layout = [t for t in tables if t.layout == layout and not t.extends]
         if len(of_layout) == 1:
             return of_layout[0]
-    for t in tables:
-        if t.layout == layout and t.serves(wanted):
-            return t
+        if names is not None and of_layout:
+            return _select_by_fit(layout, of_layout, names)
+    of_arch = [t for t in tables if t.layout == layout and t.serves(wanted)]
+    if len(of_arch) > 1 and names is not None:
+        return _select_by_fit(layout, of_arch, names)
+    if of_arch:
+        return of_arch[0]
     known = sorted({m for t in tables if t.layout == layout for m in t.model_types})
     raise InputError(
         f"model_type '{wanted}' is not a supported architecture for {layout} checkpoints",

@@ -22,6 +22,7 @@ from ..plan import Plan
 from ..readers import Source
 from .inputs import Batch
 from .tf1_bert import Tf1BertRunner
+from .tf2_runners import tf2_runner
 
 Outputs = dict[str, np.ndarray]
 SKIPPED_OUTPUTS = {
@@ -244,4 +245,5 @@ TF_RUNNERS: dict[str, Callable[[Source, Plan], Runner]] = {
     "hf-keras": HfKerasTfRunner,
     "keras-hub": KerasHubRunner,
     "tf1-checkpoint": Tf1BertRunner,
+    "tf2": tf2_runner,  # one layout, several producers: the table names its runner
 }
