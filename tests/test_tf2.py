@@ -261,3 +261,68 @@ def test_tf2_checkpoint_is_told_from_a_tf1_one_by_its_object_graph(model_garden,
     code, out, err = run_cli(["inspect", str(index)])
     assert code == 0 and "tf2" in out + err, err
     shutil.rmtree(src)
+
+
+@pytest.fixture(scope="session")
+def tfhub_saved_model(tmp_path_factory) -> tuple[Path, object]:
+    """A TF Hub-style BERT SavedModel made by Model Garden's own exporter from a checkpoint."""
+    import tensorflow as tf
+    from official.legacy.bert import configs
+    from official.nlp.tools import export_tfhub_lib
+
+    root = tmp_path_factory.mktemp("tfhub")
+    config = configs.BertConfig(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=INNER,
+        max_position_embeddings=40,
+        type_vocab_size=2,
+        hidden_act="gelu",
+    )
+    encoder = export_tfhub_lib.get_bert_encoder(config)
+    _randomize(encoder, 6)
+    prefix = tf.train.Checkpoint(encoder=encoder).save(str(root / "ckpt" / "ckpt"))
+    vocab = root / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + ["w"] * 94))
+    export_tfhub_lib.export_model(
+        str(root / "hub"),
+        bert_config=config,
+        model_checkpoint_path=prefix,
+        with_mlm=False,
+        vocab_file=str(vocab),
+        do_lower_case=True,
+    )
+    return root / "hub", encoder
+
+
+def test_tfhub_saved_model_converts_exactly_and_matches_its_own_graph(tfhub_saved_model, tmp_path):
+    src, encoder = tfhub_saved_model
+    out = tmp_path / "out"
+    code, _, err = run_cli(["convert", str(src), str(out)])
+    assert code == 0 and "tf2 bert-tfhub → BertModel" in err and "parity passed" in err, err
+    parity = read_json(out / "parity_report.json")
+    compared = [d["name"] for d in parity["outputs"]]
+    assert compared == ["hidden_states[1]", "hidden_states[2]", "pooler_output"]
+    ours = load_file(str(out / "model.safetensors"))
+    kernel = np.asarray(encoder._transformer_layers[1]._attention_layer._key_dense.kernel)
+    np.testing.assert_array_equal(
+        ours["encoder.layer.1.attention.self.key.weight"], kernel.reshape(32, -1).T
+    )
+    assert (out / "vocab.txt").read_text() == (src / "assets" / "vocab.txt").read_text()
+    reasons = {
+        t["name"]: t.get("reason")
+        for t in read_json(out / "conversion_report.json")["source_tensors"]
+        if t["fate"] == "ignored"
+    }
+    assert "tokenizer" in reasons["do_lower_case"]
+
+
+def test_tfhub_saved_model_variables_are_named_by_their_variable_names(tfhub_saved_model):
+    from converter.readers import open_source
+
+    source = open_source(tfhub_saved_model[0])
+    names = {t.name: t.origin for t in source.tensors}
+    assert "variables/" in names["transformer/layer_1/self_attention/query/kernel"]
+    assert {"word_embeddings/embeddings", "pooler_transform/kernel", "do_lower_case"} <= set(names)

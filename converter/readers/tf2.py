@@ -2,15 +2,17 @@
 
 Accepts a `tf.train.Checkpoint` / Keras `save_weights` prefix (`ckpt-N`, its `.index`, or the
 directory holding it) and a SavedModel directory (`saved_model.pb` + `variables/`; also the
-`saved_model/1` directory transformers writes). Both store variables in the same tensor bundle;
-each is named by its object path, recovered from the bundle's object graph (object_graph.py), not
-by the bare bundle key (`variables/7/.ATTRIBUTES/VARIABLE_VALUE`). TensorFlow's checkpoint reader is
-the only reader of the bundle, so TF is imported lazily here, and the reader returns one tensor
-per call. A `config.json` / `bert_config.json` next to it is the source config when present.
+`saved_model/1` directory transformers writes). Both store variables in the same tensor bundle,
+never named by the bare bundle key (`variables/7/.ATTRIBUTES/VARIABLE_VALUE`): a checkpoint's
+tensors by their object path, recovered from the bundle's object graph (object_graph.py); a
+SavedModel's by the variable names recorded in that graph (see `_saved_model_names`).
+TensorFlow's checkpoint reader is the only reader of the bundle, so TF is imported lazily here,
+and the reader returns one tensor per call. A `config.json` / `bert_config.json` next to it is the source config when present.
 """
 
 from __future__ import annotations
 
+import re
 from functools import partial
 from pathlib import Path
 
@@ -156,6 +158,28 @@ def _graph_tensors(bundle: _Bundle, keys: set[str]) -> list[object_graph.GraphTe
     return [t for t in named if t.checkpoint_key in keys]
 
 
+GENERIC_NAME = re.compile(r"Variable(_[0-9]+)?")
+
+
+def _saved_model_names(named: list[object_graph.GraphTensor]) -> dict[str, str]:
+    """Checkpoint key → the variable's own name, for a SavedModel.
+
+    A Keras SavedModel keeps only its layers' numbering in the object graph
+    (`layer_with_weights-0/layer_with_weights-4/_attention_layer/…`), while the variable names its
+    author gave (`transformer/layer_0/self_attention/query/kernel`, TF Hub BERT) are what its docs
+    and every release of that model share. They are used when they are unique; a nameless
+    `tf.Variable` (`Variable_3`) keeps its object path (`do_lower_case`).
+    """
+    names = {
+        t.checkpoint_key: t.path
+        if not t.full_name or GENERIC_NAME.fullmatch(t.full_name)
+        else t.full_name
+        for t in named
+    }
+    unique = len(set(names.values())) == len(names)
+    return names if unique else {}
+
+
 def _config(directories: list[Path]) -> tuple[dict, Path | None]:
     for directory in directories:
         for name in CONFIG_NAMES:
@@ -171,16 +195,17 @@ def read(path: Path) -> Source:
     shapes = bundle.reader.get_variable_to_shape_map()
     dtypes = bundle.reader.get_variable_to_dtype_map()
     named = _graph_tensors(bundle, set(shapes))
+    names = _saved_model_names(named) if form == "savedmodel" else {}
     tensors = [
         SourceTensor(
-            name=t.path,
+            name=names.get(t.checkpoint_key, t.path),
             shape=tuple(int(d) for d in shapes[t.checkpoint_key]),
             dtype=np.dtype(dtypes[t.checkpoint_key].as_numpy_dtype),
             read=partial(bundle.read, t.checkpoint_key),
             origin=f"{prefix.name}:{t.checkpoint_key}"
             + (f" ({t.full_name})" if t.full_name else ""),
         )
-        for t in sorted(named, key=lambda t: t.path)
+        for t in sorted(named, key=lambda t: names.get(t.checkpoint_key, t.path))
     ]
     home = prefix.parent.parent if form == "savedmodel" else prefix.parent
     near = [home, home.parent.parent] if home.name == "1" else [home]

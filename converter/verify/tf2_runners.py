@@ -16,8 +16,15 @@ def _model_garden(source: Source, plan: Plan) -> Any:
     return ModelGardenRunner(source, plan)
 
 
+def _saved_model(source: Source, plan: Plan) -> Any:
+    from .savedmodel import SavedModelRunner
+
+    return SavedModelRunner(source, plan)
+
+
 TF2_RUNNERS: dict[str, Callable[[Source, Plan], Any]] = {
     "model-garden": _model_garden,
+    "saved-model": _saved_model,
 }
 
 
