@@ -7,7 +7,8 @@ never named by the bare bundle key (`variables/7/.ATTRIBUTES/VARIABLE_VALUE`): a
 tensors by their object path, recovered from the bundle's object graph (object_graph.py); a
 SavedModel's by the variable names recorded in that graph (see `_saved_model_names`).
 TensorFlow's checkpoint reader is the only reader of the bundle, so TF is imported lazily here,
-and the reader returns one tensor per call. A `config.json` / `bert_config.json` next to it is the source config when present.
+and the reader returns one tensor per call. A `config.json` / `bert_config.json` next to the
+source is its config when present.
 """
 
 from __future__ import annotations
