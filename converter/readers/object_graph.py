@@ -127,6 +127,8 @@ def tensors(graph) -> list[GraphTensor]:
     # Optimizer slots hang off the optimizer node, named by the variable they belong to.
     for node in graph.nodes:
         for slot in node.slot_variables:
+            if not 0 <= slot.slot_variable_node_id < len(graph.nodes):
+                raise DamagedObjectGraph(f"a slot refers to node {slot.slot_variable_node_id}")
             owner = paths.get(
                 slot.original_variable_node_id, f"node_{slot.original_variable_node_id}"
             )
