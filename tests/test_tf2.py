@@ -326,3 +326,46 @@ def test_tfhub_saved_model_variables_are_named_by_their_variable_names(tfhub_sav
     names = {t.name: t.origin for t in source.tensors}
     assert "variables/" in names["transformer/layer_1/self_attention/query/kernel"]
     assert {"word_embeddings/embeddings", "pooler_transform/kernel", "do_lower_case"} <= set(names)
+
+
+@pytest.mark.parametrize(
+    ("class_name", "table", "scope"),
+    [
+        ("BertForSequenceClassification", "bert-transformers-saved-model", "bert"),
+        ("RobertaModel", "roberta-transformers-saved-model", "roberta"),
+    ],
+)
+def test_transformers_saved_model_converts_exactly_and_matches_its_signature(
+    class_name, table, scope, tmp_path
+):
+    from .conftest import build_tf_roberta, randomize_tf_weights
+
+    if scope == "bert":
+        import transformers
+
+        from .conftest import BERT_TINY
+
+        model = getattr(transformers, "TF" + class_name)(transformers.BertConfig(**BERT_TINY))
+        model(model.dummy_inputs)
+        randomize_tf_weights(model, 70)
+        model.save_pretrained(str(tmp_path / "src"), saved_model=True)
+    else:
+        build_tf_roberta(tmp_path / "src", class_name, seed=71, save_kwargs={"saved_model": True})
+        import transformers
+
+        model = transformers.TFRobertaModel.from_pretrained(str(tmp_path / "src"))
+    src = tmp_path / "src" / "saved_model" / "1"
+    out = tmp_path / "out"
+    code, _, err = run_cli(["convert", str(src), str(out)])
+    assert code == 0 and f"tf2 {table} → {class_name}" in err and "parity passed" in err, err
+    compared = [d["name"] for d in read_json(out / "parity_report.json")["outputs"]]
+    assert compared == (["logits"] if scope == "bert" else ["hidden_states[2]", "pooler_output"]), (
+        compared
+    )
+    ours = load_file(str(out / "model.safetensors"))
+    main = getattr(model, scope)
+    kernel = np.asarray(main.encoder.layer[1].attention.self_attention.query.kernel)
+    prefix = "bert." if scope == "bert" else ""
+    np.testing.assert_array_equal(
+        ours[prefix + "encoder.layer.1.attention.self.query.weight"], kernel.T
+    )

@@ -177,8 +177,21 @@ def _saved_model_names(named: list[object_graph.GraphTensor]) -> dict[str, str]:
         else t.full_name
         for t in named
     }
-    unique = len(set(names.values())) == len(names)
-    return names if unique else {}
+    if len(set(names.values())) != len(names):
+        return {}
+    return _without_model_scope(names)
+
+
+def _without_model_scope(names: dict[str, str]) -> dict[str, str]:
+    """Drop the Keras model's own name scope when every variable name starts with it
+    (`tf_bert_for_sequence_classification/bert/…` → `bert/…`, as the tf_model.h5 reader names
+    the same weights), so a transformers SavedModel reads like its h5 save."""
+    scopes = {n.split("/", 1)[0] for n in names.values() if "/" in n}
+    scoped = all("/" in n for n in names.values())
+    if len(scopes) != 1 or not scoped:
+        return names
+    stripped = {k: n.split("/", 1)[1] for k, n in names.items()}
+    return stripped if len(set(stripped.values())) == len(stripped) else names
 
 
 def _config(directories: list[Path]) -> tuple[dict, Path | None]:

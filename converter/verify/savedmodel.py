@@ -47,3 +47,42 @@ class SavedModelRunner:
         outputs = {f"hidden_states[{i + 1}]": h for i, h in enumerate(layers)}
         outputs["pooler_output"] = result["pooled_output"]
         return {k: np.asarray(v, dtype=np.float32) for k, v in outputs.items()}
+
+
+class ServingSignatureRunner:
+    """A SavedModel of a transformers TF class, run through its `serving_default` signature
+    (inputs `input_ids`, `attention_mask`, `token_type_ids`). It returns only final outputs:
+    `last_hidden_state` is compared as the last hidden state, the rest under their own names."""
+
+    framework = "tensorflow"
+
+    def __init__(self, source: Source, plan: Plan):
+        tf = tensorflow()
+        self.tf = tf
+        self.layers = int(plan.dims["num_hidden_layers"])
+        directory = source.weight_files[0].parent.parent
+        try:
+            self.signature = tf.saved_model.load(str(directory)).signatures["serving_default"]
+        except (tf.errors.OpError, ValueError, KeyError) as exc:
+            raise ParityError(
+                f"the SavedModel has no usable serving_default signature ({exc})", directory
+            ) from None
+        self.inputs = self.signature.structured_input_signature[1]
+
+    def run(self, batch: Batch) -> dict[str, np.ndarray]:
+        tf = self.tf
+        feed = {
+            name: tf.constant(value.astype(spec.dtype.as_numpy_dtype))
+            for name, value in batch.as_dict().items()
+            if (spec := self.inputs.get(name)) is not None
+        }
+        if "token_type_ids" in self.inputs and "token_type_ids" not in feed:
+            feed["token_type_ids"] = tf.zeros_like(feed["input_ids"])
+        result = self.signature(**feed)
+        outputs = {}
+        if "last_hidden_state" in result:
+            outputs[f"hidden_states[{self.layers}]"] = result["last_hidden_state"]
+        for name, value in result.items():
+            if name not in ("last_hidden_state", "hidden_states", "attentions"):
+                outputs[name] = value
+        return {k: np.asarray(v, dtype=np.float32) for k, v in outputs.items()}

@@ -22,9 +22,16 @@ def _saved_model(source: Source, plan: Plan) -> Any:
     return SavedModelRunner(source, plan)
 
 
+def _serving_signature(source: Source, plan: Plan) -> Any:
+    from .savedmodel import ServingSignatureRunner
+
+    return ServingSignatureRunner(source, plan)
+
+
 TF2_RUNNERS: dict[str, Callable[[Source, Plan], Any]] = {
     "model-garden": _model_garden,
     "saved-model": _saved_model,
+    "serving-signature": _serving_signature,
 }
 
 
