@@ -222,9 +222,12 @@ def read(path: Path) -> Source:
         for t in sorted(named, key=lambda t: names.get(t.checkpoint_key, t.path))
     ]
     home = prefix.parent.parent if form == "savedmodel" else prefix.parent
+    # transformers' save_pretrained(saved_model=True) keeps config and tokenizer two levels up
     near = [home, home.parent.parent] if home.name == "1" else [home]
     config, config_path = _config(near)
-    assets = home / "assets"
+    tokenizer_dir = next(
+        (d for d in [*near, home / "assets"] if sibling_files(d, TOKENIZER_FILE_NAMES)), home
+    )
     return Source(
         path=path,
         layout=LAYOUT,
@@ -232,7 +235,6 @@ def read(path: Path) -> Source:
         config_path=config_path,
         tensors=tensors,
         weight_files=[prefix.with_name(prefix.name + INDEX_SUFFIX), *shards],
-        tokenizer_files=sibling_files(home, TOKENIZER_FILE_NAMES)
-        or sibling_files(assets, TOKENIZER_FILE_NAMES),
+        tokenizer_files=sibling_files(tokenizer_dir, TOKENIZER_FILE_NAMES),
         form=form,
     )
