@@ -367,3 +367,16 @@ def test_transformers_saved_model_converts_exactly_and_matches_its_signature(
     np.testing.assert_array_equal(
         ours[prefix + "encoder.layer.1.attention.self.query.weight"], kernel.T
     )
+
+
+def test_config_less_table_choice_by_fit_refuses_a_tie():
+    from converter.errors import InputError
+    from converter.mapping import select_table
+
+    whole = ["pooler_transform/kernel", "pooler_transform/bias", "do_lower_case"]
+    assert select_table("tf2", None, names=whole).name == "bert-tfhub"
+    one_each = ["pooler_transform/kernel", "encoder/_pooler_layer/kernel"]
+    with pytest.raises(InputError, match="fit several tf2 tables equally"):
+        select_table("tf2", None, names=one_each)
+    with pytest.raises(InputError, match="unknown producer"):
+        select_table("tf2", None, names=["thing/dense/.ATTRIBUTES"])
