@@ -4,8 +4,6 @@ A table is data: rules that rename one source pattern to one target pattern with
 grouped so that heads can share them. Placeholders such as `{L}` match digits only and must match
 the whole name, so `layer_._1` can never be confused with `layer_._10`. `{_L}` is Keras 3's
 auto-naming suffix: nothing for 0 (`transformer_encoder`), `_N` for N ≥ 1 (`transformer_encoder_3`).
-`{L+4}` is layer L stored at index L + 4 (a Keras functional model numbers its layers with weights
-from the first embedding, so encoder layer 0 is `layer_with_weights-4`).
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ import yaml
 from .errors import InputError, MappingTableError
 from .ops import Op, build_op
 
-PLACEHOLDER = re.compile(r"\{(_?)([A-Z])(?:\+([0-9]+))?\}")
+PLACEHOLDER = re.compile(r"\{(_?)([A-Z])\}")
 
 TOP_KEYS = {
     "schema",
@@ -63,28 +61,23 @@ class Pattern:
     text: str
     regex: re.Pattern = field(compare=False, repr=False)
     placeholders: tuple[str, ...] = ()
-    offsets: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def compile(cls, text: str, allow_globs: bool = False) -> Pattern:
         out, names, pos = [], [], 0
-        offsets: dict[str, int] = {}
         globs = r"|\*\*|\*" if allow_globs else ""
-        for m in re.finditer(PLACEHOLDER.pattern + globs, text):
+        for m in re.finditer(r"\{(_?)([A-Z])\}" + globs, text):
             out.append(re.escape(text[pos : m.start()]))
-            suffix, name, offset = m.group(1), m.group(2), int(m.group(3) or 0)
+            suffix, name = m.group(1), m.group(2)
             if name and name in names:
-                if suffix or offset != offsets[name]:
-                    raise ValueError(f"'{{{name}}}' appears with different forms in '{text}'")
+                if suffix:
+                    raise ValueError(f"'{{_{name}}}' may appear only once in '{text}'")
                 out.append(f"(?P={name})")
             elif suffix:  # Keras auto-name suffix: "" for 0, "_N" for N >= 1
-                if offset:
-                    raise ValueError(f"'{{_{name}}}' takes no offset in '{text}'")
                 names.append(name)
                 out.append(f"(?:_(?P<{name}>[1-9][0-9]*))?")
             elif name:
                 names.append(name)
-                offsets[name] = offset
                 out.append(f"(?P<{name}>0|[1-9][0-9]*)")
             else:
                 out.append(".*" if m.group(0) == "**" else "[^/]*")
@@ -93,24 +86,18 @@ class Pattern:
         leftover = PLACEHOLDER.sub("", text)
         if "{" in leftover or "}" in leftover:
             raise ValueError(
-                f"bad placeholder in pattern '{text}' (use one capital letter: {{L}}, {{_L}} "
-                "or {L+4})"
+                f"bad placeholder in pattern '{text}' (use one capital letter: {{L}} or {{_L}})"
             )
-        return cls(text, re.compile("".join(out)), tuple(names), offsets)
+        return cls(text, re.compile("".join(out)), tuple(names))
 
     def match(self, name: str) -> dict[str, int] | None:
         m = self.regex.fullmatch(name)
-        if m is None:
-            return None
-        values = {k: int(v or 0) - self.offsets.get(k, 0) for k, v in m.groupdict().items()}
-        return None if any(v < 0 for v in values.values()) else values
+        return None if m is None else {k: int(v or 0) for k, v in m.groupdict().items()}
 
     def fill(self, values: dict[str, int]) -> str:
         def one(m: re.Match) -> str:
             value = values[m.group(2)]
-            if m.group(1):
-                return "" if value == 0 else f"_{value}"
-            return str(value + int(m.group(3) or 0))
+            return ("" if value == 0 else f"_{value}") if m.group(1) else str(value)
 
         return PLACEHOLDER.sub(one, self.text)
 
