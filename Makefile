@@ -24,6 +24,8 @@ $(VENV)/.installed: pyproject.toml
 	# torch first, pinned, so nothing later pulls a multi-GB CUDA build.
 	$(BIN)/pip install --quiet $(FIND_LINKS) torch==2.13.0
 	$(BIN)/pip install --quiet $(FIND_LINKS) -e '.[test]'
+	# Model Garden (TF2 test producer) without its declared deps (tensorflow 2.19, pyarrow, …).
+	$(BIN)/pip install --quiet --no-deps tf-models-no-deps==2.19.0
 	touch $@
 
 $(HF5_VENV)/.installed:

@@ -58,6 +58,7 @@ VERIFY_LAYOUT_MODULES: dict[str, tuple[str, ...]] = {
     "hf-keras": ("tf_keras",),
     "keras-hub": ("keras", "keras_hub"),
     "tf1-checkpoint": (),
+    "tf2": (),  # Model Garden checkpoints also need tf-models-no-deps, said by their runner
 }
 
 TF_CHECKPOINT = Capability(

@@ -41,10 +41,13 @@ def _from_weights(entry: SourceConfigEntry, source: Source) -> int | None:
     if entry.count is not None:
         indices = [v for t in source.tensors if (v := entry.count.match(t.name)) is not None]
         return 1 + max(max(v.values(), default=0) for v in indices) if indices else None
-    if entry.tensor is not None:
-        name = entry.tensor.fill(dict.fromkeys(entry.tensor.placeholders, 0))
+    for pattern in (entry.tensor, entry.or_tensor):
+        if pattern is None:
+            continue
+        name = pattern.fill(dict.fromkeys(pattern.placeholders, 0))
         shape = next((t.shape for t in source.tensors if t.name == name), None)
-        return shape[entry.axis] if shape is not None and len(shape) > entry.axis else None
+        if shape is not None:
+            return shape[entry.axis] if len(shape) > entry.axis else None
     return None
 
 

@@ -61,7 +61,8 @@ class ConversionResult:
 def open_with_table(src: str | Path, arch: str | None) -> tuple[Source, Table]:
     """The source (tensor list, no data) and the mapping table for its layout and architecture."""
     source = open_source(src)
-    return source, select_table(source.layout, source.config.get("model_type"), arch)
+    names = [t.name for t in source.tensors]
+    return source, select_table(source.layout, source.config.get("model_type"), arch, names)
 
 
 def plan_source(source: Source, table: Table, options: ConvertOptions) -> Analysis:

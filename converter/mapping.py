@@ -42,6 +42,7 @@ TOP_KEYS = {
     "source_config",
     "source_notes",
     "keep_source_config",
+    "runner",
 }
 GROUP_KEYS = {"rules", "duplicates", "ties", "synthesize"}
 RULE_KEYS = {"src", "dst", "ops", "shape", "note"}
@@ -49,7 +50,7 @@ DUPLICATE_KEYS = {"src", "same_as", "note"}
 TIE_KEYS = {"dst", "same_as", "note"}
 SYNTH_KEYS = {"dst", "fill", "shape", "reason"}
 HEAD_KEYS = {"class", "groups", "when", "labels_from", "bare", "description", "source_class"}
-SOURCE_CONFIG_KEYS = {"key", "tensor", "axis", "count", "add", "values", "note"}
+SOURCE_CONFIG_KEYS = {"key", "tensor", "or_tensor", "axis", "count", "add", "values", "note"}
 SOURCE_NOTE_KEYS = {"key", "unless", "note"}
 IGNORE_KEYS = {"pattern", "reason"}
 
@@ -170,6 +171,7 @@ class SourceConfigEntry:
     count: Pattern | None
     add: int
     values: dict[Any, Any] = field(default_factory=dict)  # source value → HF value, if they differ
+    or_tensor: Pattern | None = None  # where the value is when `tensor` is absent (another head)
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,7 @@ class Table:
     # What the architecture family's checkpoints use for values weights cannot show (eps,
     # activation, pad id), for a checkpoint that comes without any config (`tf2pt doctor`).
     family_defaults: dict[str, Any] = field(default_factory=dict)
+    runner: str = ""  # the TF reference for parity, when the layout has several (TF2 sources)
 
     def serves(self, name: str) -> bool:
         """`name` (an --arch or a config's model_type) is this table's architecture."""
@@ -398,6 +401,7 @@ def parse_table(name: str, data: dict) -> Table:
         extends=str(data.get("extends") or ""),
         keep_source_config=bool(data.get("keep_source_config", False)),
         family_defaults=_family_defaults(f"{where}: family_defaults", data.get("family_defaults")),
+        runner=str(data.get("runner") or ""),
         source_config={
             k: _source_config_entry(f"{where}: source_config.{k}", v)
             for k, v in (data.get("source_config") or {}).items()
@@ -434,6 +438,7 @@ def _source_config_entry(where: str, data: Any) -> SourceConfigEntry:
         count=_pattern(where, data["count"]) if "count" in data else None,
         add=int(data.get("add") or 0),
         values=dict(data.get("values") or {}),
+        or_tensor=_pattern(where, data["or_tensor"]) if "or_tensor" in data else None,
     )
 
 
@@ -473,17 +478,63 @@ def table_names() -> list[str]:
     return sorted(p.stem for p in tables_dir().glob("*.yaml"))
 
 
-def select_table(layout: str, model_type: str | None, arch: str | None = None) -> Table:
-    """The table for this layout whose architecture (or accepted model_types) fits."""
+def _fit(table: Table, names: list[str]) -> tuple[int, int]:
+    """(source names no rule or ignore rule of `table` places, names its rules map)."""
+    rules = [r.src for g in table.groups.values() for r in g.rules]
+    rules += [d.src for g in table.groups.values() for d in g.duplicates]
+    mapped = sum(1 for n in names if any(p.match(n) is not None for p in rules))
+    ignored = sum(
+        1
+        for n in names
+        if not any(p.match(n) is not None for p in rules)
+        and any(i.pattern.match(n) is not None for i in table.ignore)
+    )
+    return len(names) - mapped - ignored, mapped
+
+
+def _select_by_fit(layout: str, tables: list[Table], names: list[str]) -> Table:
+    """A config-less source (a TF2 checkpoint) picks its table by its tensor names, as a head is
+    picked: the one table that places every name, else the one that maps the most; a tie is an
+    error rather than a guess."""
+    fits = {t.name: _fit(t, names) for t in tables}
+    complete = [t for t in tables if fits[t.name][0] == 0 and fits[t.name][1] > 0]
+    if len(complete) == 1:
+        return complete[0]
+    pool = complete or [t for t in tables if fits[t.name][1] > 0]
+    best = max((fits[t.name][1] for t in pool), default=0)
+    top = [t for t in pool if fits[t.name][1] == best]
+    if len(top) == 1:
+        return top[0]
+    if not top:
+        raise InputError(
+            f"no {layout} mapping table recognises any of its {len(names)} tensor names",
+            hint="unknown producer; tf2pt inspect lists the names, tf2pt archs the known layouts",
+        )
+    raise InputError(
+        f"its tensor names fit several {layout} tables equally: " + ", ".join(t.name for t in top),
+        hint="choose one with --arch",
+    )
+
+
+def select_table(
+    layout: str, model_type: str | None, arch: str | None = None, names: list[str] | None = None
+) -> Table:
+    """The table for this layout whose architecture (or accepted model_types) fits; without a
+    config naming one, the layout's only table, or (given the source's tensor `names`) the
+    table that fits them."""
     wanted = arch or model_type
     tables = [load_table(n) for n in table_names()]
     if wanted is None:  # no config names it (a TF1 checkpoint): the layout's own architecture
         of_layout = [t for t in tables if t.layout == layout and not t.extends]
         if len(of_layout) == 1:
             return of_layout[0]
-    for t in tables:
-        if t.layout == layout and t.serves(wanted):
-            return t
+        if names is not None and of_layout:
+            return _select_by_fit(layout, of_layout, names)
+    of_arch = [t for t in tables if t.layout == layout and t.serves(wanted)]
+    if len(of_arch) > 1 and names is not None:
+        return _select_by_fit(layout, of_arch, names)
+    if of_arch:
+        return of_arch[0]
     known = sorted({m for t in tables if t.layout == layout for m in t.model_types})
     raise InputError(
         f"model_type '{wanted}' is not a supported architecture for {layout} checkpoints",

@@ -5,7 +5,9 @@ checkpoint once (cached in .bench-cache/), then, alternating the order on each r
 `tf2pt convert --no-verify`, the naive load-everything script, and `cp` of the file, each as its
 own process, and reports the median wall time and the peak RSS of each. Finally it times
 `tf2pt verify` on roberta-base. Ratios, not absolute seconds, are the result: they hold on any
-machine.
+machine. A roberta-base-sized transformers SavedModel (`saved_model/1`) measures the TF2 reader's
+peak RSS against its variables' size, next to the floor of importing TensorFlow and opening the
+bundle with its reader.
 """
 
 from __future__ import annotations
@@ -40,8 +42,15 @@ config = transformers.RobertaConfig(vocab_size=50265, max_position_embeddings=51
     **eval(sys.argv[2]))
 model = transformers.TFRobertaForSequenceClassification(config)
 model(model.dummy_inputs)
-model.save_pretrained(sys.argv[1])
+model.save_pretrained(sys.argv[1], saved_model=len(sys.argv) > 3)
 """
+TF_FLOOR = """
+import os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import tensorflow as tf
+tf.train.load_checkpoint(sys.argv[1])
+"""
+SAVED_MODEL = "roberta-base-savedmodel"
 
 
 # The floor of `tf2pt verify`: the TF half alone (import, build, forward on the parity batch).
@@ -66,6 +75,39 @@ def checkpoint(name: str) -> Path:
         shutil.rmtree(directory, ignore_errors=True)
         subprocess.run([sys.executable, "-c", BUILD, str(directory), repr(SIZES[name])], check=True)
     return directory
+
+
+def saved_model() -> Path:
+    """A roberta-base-sized SavedModel of TFRobertaForSequenceClassification (cached)."""
+    directory = CACHE / SAVED_MODEL
+    if not (directory / "saved_model" / "1" / "saved_model.pb").exists():
+        print(f"building {SAVED_MODEL} (once; cached in {CACHE})", flush=True)
+        shutil.rmtree(directory, ignore_errors=True)
+        sizes = repr(SIZES["roberta-base"])
+        subprocess.run([sys.executable, "-c", BUILD, str(directory), sizes, "saved"], check=True)
+    return directory / "saved_model" / "1"
+
+
+def bench_saved_model(rounds: int) -> list[tuple[str, bool, str]]:
+    """Peak RSS of converting a SavedModel, as a fraction of its variables' size."""
+    src = saved_model()
+    variables_mb = sum(p.stat().st_size for p in (src / "variables").iterdir()) / 1e6
+    out = CACHE / "savedmodel-out"
+    runs = []
+    for _ in range(rounds):
+        shutil.rmtree(out, ignore_errors=True)
+        runs.append(measure([str(BIN / "tf2pt"), "convert", str(src), str(out), "--no-verify"]))
+    shutil.rmtree(out, ignore_errors=True)
+    wall = statistics.median(w for w, _ in runs)
+    rss = max(m for _, m in runs)
+    _, floor = measure([sys.executable, "-c", TF_FLOOR, str(src / "variables" / "variables")])
+    print(
+        f"\n{SAVED_MODEL} ({variables_mb:.0f} MB of variables): tf2pt convert --no-verify "
+        f"{wall:.2f} s, peak RSS {rss:.0f} MB ({rss / variables_mb:.2f}×); importing TensorFlow "
+        f"and opening the bundle alone: {floor:.0f} MB ({floor / variables_mb:.2f}×)"
+    )
+    ratio = rss / variables_mb
+    return [(f"peak RSS ≤ 0.3× variables ({SAVED_MODEL})", ratio <= 0.3, f"{ratio:.2f}×")]
 
 
 def measure(argv: list[str]) -> tuple[float, float]:
@@ -119,7 +161,8 @@ def bench_size(name: str, rounds: int) -> dict[str, tuple[float, float]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--sizes", nargs="+", default=list(SIZES))
+    parser.add_argument("--sizes", nargs="*", default=list(SIZES))
+    parser.add_argument("--no-savedmodel", action="store_true", help="skip the SavedModel case")
     args = parser.parse_args()
     results, sizes_mb = {}, {}
     for name in args.sizes:
@@ -187,6 +230,8 @@ def main() -> int:
                 f"{grow:.0f} MB vs {largest:.0f} MB",
             )
         )
+    if not args.no_savedmodel:
+        verdicts += bench_saved_model(args.rounds)
     print()
     for what, ok, value in verdicts:
         print(f"{'PASS' if ok else 'FAIL'}  {what}: {value}")

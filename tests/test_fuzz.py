@@ -13,6 +13,7 @@ CASES = 300
 KERAS_CASES = 100
 TF1_CASES = 100
 DOCTOR_CASES = 100
+TF2_CASES = 60
 SECONDS_PER_CASE = 30
 STRUCTURE_TIMEOUT_S = 2  # a corrupt HDF5 heap can make the C library spin; the reader gives up
 
@@ -185,3 +186,36 @@ def test_damaged_lightning_checkpoints_fail_cleanly_or_are_repaired_whole(tmp_pa
         return src / "last.ckpt"
 
     _fuzz(make, DOCTOR_CASES, tmp_path, seed=20261126, command=_doctor_fix)
+
+
+def test_damaged_tf2_checkpoints_fail_cleanly_or_convert_whole(tmp_path, alarm):
+    """A Model Garden encoder's object-based checkpoint: a damaged object graph, index or data
+    file is one clean error, never a traceback or partial output."""
+    import numpy as np
+    import tensorflow as tf
+    from official.nlp.modeling import networks
+
+    encoder = networks.BertEncoderV2(
+        vocab_size=50,
+        hidden_size=16,
+        num_layers=1,
+        num_attention_heads=2,
+        inner_dim=20,
+        max_sequence_length=12,
+        type_vocab_size=2,
+    )
+    ids = tf.ones((1, 3), tf.int32)
+    encoder(dict(input_word_ids=ids, input_mask=ids, input_type_ids=ids * 0))
+    rng_np = np.random.default_rng(0)
+    for w in encoder.weights:
+        w.assign(rng_np.normal(0.0, 0.1, size=tuple(w.shape)).astype(np.float32))
+    pristine = tmp_path / "pristine"
+    tf.train.Checkpoint(encoder=encoder).save(str(pristine / "ckpt"))
+
+    def make(src, rng):
+        copy_tree(pristine, src)
+        damaged = src / rng.choice(["ckpt-1.index", "ckpt-1.data-00000-of-00001"])
+        damaged.write_bytes(_damage(damaged.read_bytes(), rng))
+        return src
+
+    _fuzz(make, TF2_CASES, tmp_path / "cases", seed=20261127)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..writer import INDEX_FILE, SINGLE_FILE
-from . import hf_keras, keras3, tf1
+from . import hf_keras, keras3, tf1, tf2
 from .base import Source, SourceTensor
 
 
@@ -34,6 +34,12 @@ READERS: tuple[ReaderEntry, ...] = (
         keras3.probe,
         keras3.read,
         "keras-hub / Keras 3: a .keras file, a preset dir or a .weights.h5",
+    ),
+    ReaderEntry(  # before tf1: a TF2 checkpoint is also a `ckpt-N.index`, told apart by its graph
+        tf2.LAYOUT,
+        tf2.probe,
+        tf2.read,
+        "TF2 object-based checkpoint (ckpt-N.index + .data-*) or SavedModel dir (saved_model.pb)",
     ),
     ReaderEntry(
         tf1.LAYOUT,

@@ -59,10 +59,20 @@ def default_location(source) -> Path:
     return source.path if source.path.exists() else source.weight_files[0].parent
 
 
+def source_tokenizer(source, where: Path | None = None) -> TokenizerPlan:
+    """The source's tokenizer: at `where` when given, else at its default location, else where
+    the reader found tokenizer files (a SavedModel's `assets/vocab.txt`)."""
+    tensors = source.tensor_map()
+    plan = find_tokenizer(where or default_location(source), tensors)
+    if plan.kind == "none" and where is None and source.tokenizer_files:
+        plan = find_tokenizer(source.tokenizer_files[0].parent, tensors)
+    return plan
+
+
 def write_tokenizer(
     source, directory: Path, where: Path | None = None, model_max_length: int = 512
 ) -> TokenizerOutcome:
-    plan = find_tokenizer(where or default_location(source), source.tensor_map())
+    plan = source_tokenizer(source, where)
     outcome = TokenizerOutcome(plan, model_max_length=model_max_length)
     if plan.kind == "copy":
         for f in plan.copy:
@@ -95,7 +105,7 @@ def check_tokenizer(
 
 def verify_tokenizer(source, out: Path, texts: tuple[str, ...] = ()) -> TokenizerParity | None:
     """Tokenizer parity of an existing conversion: the source's tokenizer against OUT's."""
-    plan = find_tokenizer(default_location(source), source.tensor_map())
+    plan = source_tokenizer(source)
     if plan.kind == "none" or not any((out / n).is_file() for n in TOKENIZER_CONFIGS):
         return None
     return check_tokenizer(TokenizerOutcome(plan), out, texts)

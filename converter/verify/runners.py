@@ -21,6 +21,7 @@ from ..plan import Plan
 from ..readers import Source
 from .inputs import Batch
 from .tf1_bert import Tf1BertRunner
+from .tf2_runners import Tf2Runner
 
 Outputs = dict[str, np.ndarray]
 SKIPPED_OUTPUTS = {
@@ -222,4 +223,5 @@ TF_RUNNERS: dict[str, Callable[[Source, Plan], Runner]] = {
     "hf-keras": HfKerasTfRunner,
     "keras-hub": KerasHubRunner,
     "tf1-checkpoint": Tf1BertRunner,
+    "tf2": Tf2Runner,  # one layout, several producers: the table names its runner
 }

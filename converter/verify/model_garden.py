@@ -1,0 +1,160 @@
+"""The TF reference for TF Model Garden BERT checkpoints: Model Garden's own classes.
+
+A bare checkpoint holds no graph, so the network is rebuilt from `official.nlp.modeling` with the
+dimensions the conversion inferred, and TF restores the checkpoint into it by its object graph
+(every restored object must match). The encoder returns each layer's output (`encoder_outputs`)
+and `pooled_output`; the embedding output is the encoder's own embedding layers applied in its
+order. Model Garden is a test/verify-time dependency (`tf-models-no-deps`), imported lazily.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import ParityError, UsageError
+from ..plan import Plan
+from ..readers import Source
+from ..tf_import import tensorflow
+from .inputs import Batch
+
+
+def _official():
+    tensorflow()
+    try:
+        from official.nlp.modeling import layers, models, networks
+    except ImportError as exc:
+        raise UsageError(
+            f"verifying a Model Garden checkpoint needs TF Model Garden ({exc})",
+            hint="pip install --no-deps tf-models-no-deps==2.19.0 gin-config scipy",
+        ) from None
+    return layers, models, networks
+
+
+def _encoder_kwargs(dims: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "vocab_size": int(dims["vocab_size"]),
+        "hidden_size": int(dims["hidden_size"]),
+        "num_layers": int(dims["num_hidden_layers"]),
+        "num_attention_heads": int(dims["num_attention_heads"]),
+        "max_sequence_length": int(dims["max_position_embeddings"]),
+        "type_vocab_size": int(dims["type_vocab_size"]),
+        "output_dropout": 0.0,
+        "attention_dropout": 0.0,
+    }
+
+
+def _approximate_gelu(tf):
+    """Model Garden's "gelu" (official.modeling.activations.gelu): the tanh form."""
+    return lambda x: tf.keras.activations.gelu(x, approximate=True)
+
+
+class ModelGardenRunner:
+    framework = "tensorflow"
+
+    @staticmethod
+    def reference(source: Source, plan: Plan) -> str:
+        return "TF Model Garden's own network classes, restored from the checkpoint"
+
+    def __init__(self, source: Source, plan: Plan):
+        tf = tensorflow()
+        self.tf = tf
+        layers, models, networks = _official()
+        dims = plan.dims
+        kwargs = _encoder_kwargs(dims)
+        self.head = plan.head
+        kind = plan.table.heads[plan.head].source_class
+        if kind == "BertClassifier":
+            self.encoder = networks.BertEncoder(
+                intermediate_size=int(dims["intermediate_size"]), dict_outputs=True, **kwargs
+            )
+            self.model = models.BertClassifier(
+                network=self.encoder, num_classes=int(dims["num_labels"]), dropout_rate=0.0
+            )
+            roots = {"model": self.model}
+        else:
+            inner = int(dims["intermediate_size"])
+            self.encoder = networks.BertEncoderV2(inner_dim=inner, **kwargs)
+            self.model = None
+            roots = {"encoder": self.encoder}
+            if kind == "BertPretrainerV2":
+                heads = []
+                if plan.head == "pretraining":
+                    heads = [
+                        layers.ClassificationHead(
+                            inner_dim=int(dims["hidden_size"]),
+                            num_classes=2,
+                            dropout_rate=0.0,
+                            name="next_sentence",
+                        )
+                    ]
+                # The MLM transform's activation is not stored. transformers applies hidden_act
+                # there; Model Garden's BERT pretraining experiments set mlm_activation "gelu".
+                self.model = models.BertPretrainerV2(
+                    encoder_network=self.encoder,
+                    classification_heads=heads,
+                    mlm_activation=_approximate_gelu(tf),
+                )
+                roots = {"model": self.model, **self.model.checkpoint_items}
+        self._build()
+        status = tf.train.Checkpoint(**roots).read(str(source.weight_files[0].with_suffix("")))
+        try:
+            status.assert_existing_objects_matched()
+            status.expect_partial()
+        except AssertionError as exc:
+            raise ParityError(
+                f"Model Garden's {kind} does not match the checkpoint ({str(exc)[:200]})",
+                source.path,
+            ) from None
+
+    def _feed(self, batch: Batch) -> dict[str, Any]:
+        tf = self.tf
+        ids = batch.input_ids.astype(np.int32)
+        types = batch.token_type_ids if batch.token_type_ids is not None else ids * 0
+        return {
+            "input_word_ids": tf.constant(ids),
+            "input_mask": tf.constant(batch.attention_mask.astype(np.int32)),
+            "input_type_ids": tf.constant(types.astype(np.int32)),
+        }
+
+    def _build(self) -> None:
+        ones = np.ones((1, 4), dtype=np.int32)
+        feed = self._feed(Batch(ones, ones, ones * 0))
+        if self.model is not None and self.head in ("masked-lm", "pretraining"):
+            feed["masked_lm_positions"] = self.tf.constant(np.zeros((1, 1), np.int32))
+        (self.model or self.encoder)(feed, training=False)
+
+    def _embeddings(self, feed: dict[str, Any]):
+        e = self.encoder
+        words = e._embedding_layer(feed["input_word_ids"])
+        summed = words + e._position_embedding_layer(words)
+        summed += e._type_embedding_layer(feed["input_type_ids"])
+        return e._embedding_norm_layer(summed)
+
+    def run(self, batch: Batch) -> dict[str, np.ndarray]:
+        tf = self.tf
+        feed = self._feed(batch)
+        hidden = [self._embeddings(feed)]
+        outputs: dict[str, Any] = {}
+        if self.head in ("masked-lm", "pretraining"):
+            rows, width = batch.input_ids.shape
+            feed["masked_lm_positions"] = tf.constant(
+                np.tile(np.arange(width, dtype=np.int32), (rows, 1))
+            )
+            result = self.model(feed, training=False)
+            hidden += list(result["encoder_outputs"])
+            if self.head == "masked-lm":
+                outputs["logits"] = result["mlm_logits"]
+            else:
+                outputs["prediction_logits"] = result["mlm_logits"]
+                outputs["seq_relationship_logits"] = result["next_sentence"]
+        else:
+            result = self.encoder(feed, training=False)
+            hidden += list(result["encoder_outputs"])
+            if self.model is None:
+                outputs["pooler_output"] = result["pooled_output"]
+            else:
+                outputs["logits"] = self.model(feed, training=False)
+        ordered = {f"hidden_states[{i}]": h for i, h in enumerate(hidden)} | outputs
+        return {k: np.asarray(v, dtype=np.float32) for k, v in ordered.items()}
