@@ -1,6 +1,7 @@
 """Which feature needs which optional module, and which extra of `pip install tf2pt[…]` brings it.
 
-Conversion itself needs only the core dependencies (h5py, numpy, safetensors, click, pyyaml).
+Conversion itself needs only the core dependencies (h5py, numpy, safetensors, click, pyyaml,
+tokenizers).
 Everything else is optional, so a command that needs a missing framework must say so in one line
 before doing any work, rather than die halfway through with a traceback. Availability is asked
 of `importlib.util.find_spec` and package metadata: cheap, nothing is imported.
