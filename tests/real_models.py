@@ -141,17 +141,25 @@ def as_roberta(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def save_pretrained_pt(directory: Path, family: str, width: int = 1, **overrides) -> Path:
+def save_pretrained_pt(
+    directory: Path, family: str, width: int = 1, positions: int | None = None, **overrides
+) -> Path:
     """A PyTorch `save_pretrained` dir of the trained encoder, `width` 2 meaning the
     roberta-base-sized widening: BertModel for BERT; for RoBERTa a RobertaForMaskedLM (the
     layout keras-hub's importer reads; its LM head, which the trained model lacks, is
-    initialised by transformers with seed 0, and its pooler is dropped)."""
+    initialised by transformers with seed 0, and its pooler is dropped). `positions` keeps only
+    the first trained position rows, as a model fine-tuned for shorter inputs would."""
     import torch
     import transformers
 
     _quiet()
     tensors = minilm_tensors()
     tensors.pop("embeddings.position_ids", None)
+    if positions is not None:
+        table = "embeddings.position_embeddings.weight"
+        tensors[table] = tensors[table][:positions]
+        offset = 2 if family == "roberta" else 0
+        overrides["max_position_embeddings"] = positions + offset
     heads = bert_config().num_attention_heads
     if family == "roberta":
         vocab = BASE_SIZE["vocab_size"] if width == 2 else bert_config().vocab_size
@@ -163,10 +171,11 @@ def save_pretrained_pt(directory: Path, family: str, width: int = 1, **overrides
         prefix = "roberta."
         tensors = {k: v for k, v in tensors.items() if not k.startswith("pooler.")}
     else:
+        grown = {}
         if width == 2:
             tensors = widen(tensors, heads, bert_config().vocab_size, 12)
-            overrides = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12)
-        model = transformers.BertModel(bert_config(**overrides))
+            grown = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12)
+        model = transformers.BertModel(bert_config(**{**overrides, **grown}))
         prefix = ""
     state = model.state_dict()
     unknown = {prefix + k for k in tensors} - set(state)
