@@ -516,6 +516,28 @@ def _select_by_fit(layout: str, tables: list[Table], names: list[str]) -> Table:
     )
 
 
+def _refuse_variant_without_config(
+    layout: str, tables: list[Table], of_layout: list[Table], names: list[str]
+) -> None:
+    """Tensor names that only a variant table places (one that `extends:` another and takes its
+    sizes from the config, e.g. a Keras save_weights checkpoint) came without their config."""
+
+    def places_all(table: Table) -> bool:
+        unplaced, mapped = _fit(table, names)
+        return unplaced == 0 and mapped > 0
+
+    if any(places_all(t) for t in of_layout):
+        return
+    variants = [t for t in tables if t.layout == layout and t.extends and places_all(t)]
+    if variants:
+        raise InputError(
+            f"its tensor names are those of {variants[0].description}, "
+            "which needs the model's config.json and none is next to it",
+            hint="put the config.json of the model beside the checkpoint "
+            "(model.config.save_pretrained(dir) writes one)",
+        )
+
+
 def select_table(
     layout: str, model_type: str | None, arch: str | None = None, names: list[str] | None = None
 ) -> Table:
@@ -529,6 +551,7 @@ def select_table(
         if len(of_layout) == 1:
             return of_layout[0]
         if names is not None and of_layout:
+            _refuse_variant_without_config(layout, tables, of_layout, names)
             return _select_by_fit(layout, of_layout, names)
     of_arch = [t for t in tables if t.layout == layout and t.serves(wanted)]
     if len(of_arch) > 1 and names is not None:

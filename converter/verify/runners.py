@@ -12,6 +12,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -94,6 +95,21 @@ def _zero_initializers(cls: type, tf) -> Iterator[None]:
         module.get_initializer = original
 
 
+def transformers_tf_class(plan: Plan, config_location: Path) -> tuple[Any, type, Any]:
+    """TensorFlow (quiet, seeded), the plan's transformers `TF*` class, and its config read from
+    `config_location` with `num_labels` as the weights hold it."""
+    _quiet_tensorflow()
+    import tensorflow as tf
+    import transformers
+
+    tf.keras.utils.set_random_seed(0)
+    quiet_transformers()
+    cls = getattr(transformers, "TF" + plan.class_name)
+    config = cls.config_class.from_pretrained(str(config_location))
+    config.num_labels = int(plan.dims["num_labels"])
+    return tf, cls, config
+
+
 class HfKerasTfRunner:
     """transformers' own TF class (4.x), built from the source config and weights."""
 
@@ -104,16 +120,8 @@ class HfKerasTfRunner:
         return f"transformers' TF{plan.class_name}"
 
     def __init__(self, source: Source, plan: Plan):
-        _quiet_tensorflow()
-        import tensorflow as tf
-        import transformers
-
-        tf.keras.utils.set_random_seed(0)
-        quiet_transformers()
-        cls = getattr(transformers, "TF" + plan.class_name)
         directory = source.weight_files[0].parent
-        config = cls.config_class.from_pretrained(str(directory))
-        config.num_labels = int(plan.dims["num_labels"])
+        tf, cls, config = transformers_tf_class(plan, directory)
         with _zero_initializers(cls, tf):
             self.model, info = cls.from_pretrained(
                 str(directory), config=config, output_loading_info=True

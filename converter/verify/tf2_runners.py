@@ -11,6 +11,7 @@ from ..readers import Source
 
 # runner name → (module, class), imported only when a table asks for it
 TF2_RUNNERS: dict[str, tuple[str, str]] = {
+    "keras-save-weights": (".keras_save_weights", "KerasSaveWeightsRunner"),
     "model-garden": (".model_garden", "ModelGardenRunner"),
     "saved-model": (".savedmodel", "SavedModelRunner"),
     "serving-signature": (".savedmodel", "ServingSignatureRunner"),
