@@ -35,7 +35,8 @@ def bundles(tmp_path_factory) -> dict[str, Path]:
     optimizer = tf.keras.optimizers.Adam()
     optimizer.build(encoder.trainable_variables)
     for v in optimizer.variables:
-        v.assign(rng.normal(0.0, 0.1, size=tuple(v.shape)).astype(np.dtype(v.dtype)))
+        dtype = np.dtype(getattr(v.dtype, "as_numpy_dtype", v.dtype))  # Keras 3 or tf-keras
+        v.assign(rng.normal(0.0, 0.1, size=tuple(v.shape)).astype(dtype))
     prefix = tf.train.Checkpoint(encoder=encoder, optimizer=optimizer).save(
         str(root / "mg" / "ckpt")
     )
@@ -201,3 +202,17 @@ def test_converting_a_tf2_source_imports_neither_tensorflow_nor_torch(bundles, t
     assert result.returncode == 0, result.stderr
     assert "imported: []" in result.stdout
     assert (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_partitioned_variables_and_unread_dtypes_are_refused_not_called_damage():
+    from converter.readers import bundle
+
+    # BundleEntryProto bytes by its field numbers: dtype (1) = DT_FLOAT, slices (7) = one empty.
+    with pytest.raises(bundle.Unsupported, match="partitioned"):
+        bundle._entry(b"\x08\x01\x3a\x00")
+    with pytest.raises(bundle.Unsupported, match="DataType 8"):  # DT_COMPLEX64
+        bundle._entry(b"\x08\x08")
+    with pytest.raises(bundle.Unsupported, match="big-endian"):
+        bundle._num_shards(b"\x08\x01\x10\x01")  # num_shards 1, endianness BIG
+    entry = bundle._entry(b"\x08\x01\x12\x08\x12\x02\x08\x03\x12\x02\x08\x02\x28\x18")
+    assert (entry.dtype, entry.shape, entry.size) == (np.dtype("<f4"), (3, 2), 24)

@@ -50,6 +50,10 @@ DTYPES: dict[int, str] = {
 }
 
 
+class Unsupported(wire.WireError):
+    """A well-formed bundle holding something tf2pt does not read (not damage)."""
+
+
 @dataclass(frozen=True)
 class Entry:
     """Where one tensor's bytes are (a `BundleEntryProto`)."""
@@ -66,14 +70,14 @@ class Entry:
 def _numpy_dtype(code: int) -> tuple[np.dtype, bool]:
     name = DTYPES.get(code)
     if name is None:
-        raise wire.WireError(f"tensor dtype {code} (a TF DataType tf2pt does not read)")
+        raise Unsupported(f"a tensor of TF DataType {code}")
     if name == STRING:
         return np.dtype(object), True
     if name == BFLOAT16:
         try:
             import ml_dtypes
         except ImportError:
-            raise wire.WireError("a bfloat16 tensor, and ml_dtypes is not installed") from None
+            raise Unsupported("a bfloat16 tensor (pip install ml_dtypes to read it)") from None
         return np.dtype(ml_dtypes.bfloat16), False
     return np.dtype(name), False
 
@@ -98,7 +102,7 @@ def _entry(buf: bytes) -> Entry:
     found: dict[int, int | bytes] = {}
     for number, value in wire.fields(buf):
         if number == 7:
-            raise wire.WireError("a partitioned (sliced) variable, which tf2pt does not join")
+            raise Unsupported("a partitioned (sliced) variable")
         found[number] = value
     dtype, is_string = _numpy_dtype(wire.number(found.get(1, 0)))
     shape = _shape(wire.message(found.get(2, b"")))
@@ -122,7 +126,7 @@ def _num_shards(buf: bytes) -> int:
     """BundleHeaderProto: num_shards 1, endianness 2 (LITTLE = 0, BIG = 1), version 3."""
     found = dict(wire.fields(buf))
     if wire.number(found.get(2, 0)) != 0:
-        raise wire.WireError("a big-endian bundle")
+        raise Unsupported("big-endian data")
     return wire.number(found.get(1, 0))
 
 
@@ -222,6 +226,12 @@ class Bundle:
             raise InputError(f"cannot read ({exc.strerror or exc})", self.index_file) from None
         try:
             self.entries = self._parse(table)
+        except Unsupported as exc:
+            raise InputError(
+                f"the tensor bundle holds {exc}, which tf2pt does not read",
+                self.index_file,
+                "re-save the model with TensorFlow as a plain checkpoint or SavedModel",
+            ) from None
         except (wire.WireError, ValueError, IndexError) as exc:
             raise InputError(
                 f"the tensor-bundle index is damaged ({exc})",
@@ -247,7 +257,7 @@ class Bundle:
             try:
                 entry = _entry(bytes(value))
             except wire.WireError as exc:
-                raise wire.WireError(f"tensor '{name}': {exc}") from None
+                raise type(exc)(f"{exc} ('{name}')") from None
             if not 0 <= entry.shard < num_shards:
                 raise wire.WireError(f"tensor '{name}' is in shard {entry.shard} of {num_shards}")
             parsed[name] = entry
