@@ -22,6 +22,8 @@ import re
 from collections import deque
 from dataclasses import dataclass
 
+from . import wire
+
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 VALUE_ATTRIBUTE = "VARIABLE_VALUE"
 ATTRIBUTES_MARK = "/.ATTRIBUTES/"
@@ -60,14 +62,86 @@ class GraphTensor:
     full_name: str  # the variable's own name when it was created (`transformer/layer_0/…`)
 
 
-def parse(serialized: bytes):
-    """The `TrackableObjectGraph` proto (TF ships its class; imported lazily with TF)."""
-    from tensorflow.core.protobuf import trackable_object_graph_pb2
+@dataclass(frozen=True)
+class Child:
+    """`ObjectReference`: node_id 1, local_name 2."""
 
-    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    node_id: int
+    local_name: str
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """`SerializedTensor`: name 1, full_name 2, checkpoint_key 3."""
+
+    name: str
+    full_name: str
+    checkpoint_key: str
+
+
+@dataclass(frozen=True)
+class Slot:
+    """`SlotVariableReference`: original_variable_node_id 1, slot_name 2,
+    slot_variable_node_id 3."""
+
+    original_variable_node_id: int
+    slot_name: str
+    slot_variable_node_id: int
+
+
+@dataclass(frozen=True)
+class Node:
+    """`TrackableObject`: children 1, attributes 2, slot_variables 3 (others unused here)."""
+
+    children: tuple[Child, ...]
+    attributes: tuple[Attribute, ...]
+    slot_variables: tuple[Slot, ...]
+
+
+@dataclass(frozen=True)
+class Graph:
+    """`TrackableObjectGraph`: nodes 1."""
+
+    nodes: tuple[Node, ...]
+
+
+def _strings(buf: bytes, numbers: tuple[int, ...]) -> dict[int, str]:
+    found = {n: "" for n in numbers}
+    for number, value in wire.fields(buf):
+        if number in found:
+            found[number] = wire.text(value)
+    return found
+
+
+def _ints(buf: bytes, numbers: tuple[int, ...]) -> dict[int, int]:
+    found = dict.fromkeys(numbers, 0)
+    for number, value in wire.fields(buf):
+        if number in found:
+            found[number] = wire.signed64(value)
+    return found
+
+
+def _node(buf: bytes) -> Node:
+    children, attributes, slots = [], [], []
+    for number, value in wire.fields(buf):
+        if number == 1:
+            child = wire.message(value)
+            children.append(Child(_ints(child, (1,))[1], _strings(child, (2,))[2]))
+        elif number == 2:
+            names = _strings(wire.message(value), (1, 2, 3))
+            attributes.append(Attribute(names[1], names[2], names[3]))
+        elif number == 3:
+            slot = wire.message(value)
+            ids = _ints(slot, (1, 3))
+            slots.append(Slot(ids[1], _strings(slot, (2,))[2], ids[3]))
+    return Node(tuple(children), tuple(attributes), tuple(slots))
+
+
+def parse(serialized: bytes) -> Graph:
+    """The `TrackableObjectGraph` proto, decoded from its wire format (no TensorFlow)."""
     try:
-        graph.ParseFromString(serialized)
-    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError has no stable import path
+        graph = Graph(tuple(_node(wire.message(v)) for n, v in wire.fields(serialized) if n == 1))
+    except wire.WireError as exc:
         raise DamagedObjectGraph(f"cannot parse the object graph ({exc})") from None
     if not graph.nodes:
         raise DamagedObjectGraph("the object graph has no nodes")

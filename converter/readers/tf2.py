@@ -6,8 +6,8 @@ directory holding it) and a SavedModel directory (`saved_model.pb` + `variables/
 never named by the bare bundle key (`variables/7/.ATTRIBUTES/VARIABLE_VALUE`): a checkpoint's
 tensors by their object path, recovered from the bundle's object graph (object_graph.py); a
 SavedModel's by the variable names recorded in that graph (see `_saved_model_names`).
-TensorFlow's checkpoint reader is the only reader of the bundle, so TF is imported lazily here,
-and the reader returns one tensor per call. A `config.json` / `bert_config.json` next to the
+The bundle is read without TensorFlow (bundle.py): one tensor, or one block of its rows, per
+call, by offset from its data shard. A `config.json` / `bert_config.json` next to the
 source is its config when present.
 """
 
@@ -17,20 +17,17 @@ import re
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import InputError
 from . import object_graph
 from .base import (
-    MALFORMED,
     TOKENIZER_FILE_NAMES,
-    Index,
     Source,
     SourceTensor,
     read_json_object,
     sibling_files,
 )
-from .tf1 import INDEX_SUFFIX, _data_shards, _first_line, _step
+from .bundle import Bundle
+from .tf1 import INDEX_SUFFIX, _data_shards, _step
 
 LAYOUT = "tf2"
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -99,42 +96,8 @@ def _bundle_prefix(path: Path) -> tuple[Path, str]:
     return prefix, "checkpoint"
 
 
-class _Bundle:
-    """The tensor bundle, opened once with TF's reader; tensors are read one per call."""
-
-    def __init__(self, prefix: Path) -> None:
-        from ..tf_import import tensorflow
-
-        self.tf = tensorflow(prefix)
-        self.prefix = prefix
-        try:
-            self.reader = self.tf.train.load_checkpoint(str(prefix))
-        except (self.tf.errors.OpError, IndexError, *MALFORMED) as exc:
-            raise InputError(
-                f"TensorFlow cannot open the checkpoint ({_first_line(exc)})",
-                prefix.with_name(prefix.name + INDEX_SUFFIX),
-                "the .index or .data files are truncated or corrupt",
-            ) from None
-
-    def raw(self, key: str):
-        """The stored value as TF returns it (a string scalar stays bytes: numpy's `S` dtype
-        would strip its trailing NUL bytes)."""
-        try:
-            return self.reader.get_tensor(key)
-        except (self.tf.errors.OpError, IndexError, *MALFORMED) as exc:
-            raise InputError(
-                f"cannot read variable '{key}' ({_first_line(exc)})",
-                self.prefix,
-                "the checkpoint's data file is truncated or corrupt",
-            ) from None
-
-    def read(self, key: str, index: Index = None) -> np.ndarray:
-        array = np.asarray(self.raw(key))
-        return array if index is None else np.ascontiguousarray(array[index])
-
-
-def _graph_tensors(bundle: _Bundle, keys: set[str]) -> list[object_graph.GraphTensor]:
-    where = bundle.prefix.with_name(bundle.prefix.name + INDEX_SUFFIX)
+def _graph_tensors(bundle: Bundle, keys: set[str]) -> list[object_graph.GraphTensor]:
+    where = bundle.index_file
     if object_graph.OBJECT_GRAPH_KEY not in keys:
         raise InputError(
             "has no object graph (_CHECKPOINTABLE_OBJECT_GRAPH), so it is not a TF2 checkpoint",
@@ -142,7 +105,8 @@ def _graph_tensors(bundle: _Bundle, keys: set[str]) -> list[object_graph.GraphTe
             "a TF1 checkpoint needs its bert_config.json next to it",
         )
     try:
-        named = object_graph.tensors(object_graph.parse(bundle.raw(object_graph.OBJECT_GRAPH_KEY)))
+        graph = object_graph.parse(bundle.scalar_bytes(object_graph.OBJECT_GRAPH_KEY))
+        named = object_graph.tensors(graph)
     except object_graph.DamagedObjectGraph as exc:
         raise InputError(
             f"the checkpoint's object graph is damaged ({exc})",
@@ -205,16 +169,15 @@ def _config(directories: list[Path]) -> tuple[dict, Path | None]:
 def read(path: Path) -> Source:
     prefix, form = _bundle_prefix(path)
     shards = _data_shards(prefix)
-    bundle = _Bundle(prefix)
-    shapes = bundle.reader.get_variable_to_shape_map()
-    dtypes = bundle.reader.get_variable_to_dtype_map()
-    named = _graph_tensors(bundle, set(shapes))
+    bundle = Bundle(prefix, shards)
+    entries = bundle.entries
+    named = _graph_tensors(bundle, set(entries))
     names = _saved_model_names(named) if form == "savedmodel" else {}
     tensors = [
         SourceTensor(
             name=names.get(t.checkpoint_key, t.path),
-            shape=tuple(int(d) for d in shapes[t.checkpoint_key]),
-            dtype=np.dtype(dtypes[t.checkpoint_key].as_numpy_dtype),
+            shape=entries[t.checkpoint_key].shape,
+            dtype=entries[t.checkpoint_key].dtype,
             read=partial(bundle.read, t.checkpoint_key),
             origin=f"{prefix.name}:{t.checkpoint_key}"
             + (f" ({t.full_name})" if t.full_name else ""),
@@ -234,7 +197,7 @@ def read(path: Path) -> Source:
         config=config,
         config_path=config_path,
         tensors=tensors,
-        weight_files=[prefix.with_name(prefix.name + INDEX_SUFFIX), *shards],
+        weight_files=[bundle.index_file, *shards],
         tokenizer_files=sibling_files(tokenizer_dir, TOKENIZER_FILE_NAMES),
         form=form,
     )
