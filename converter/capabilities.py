@@ -84,7 +84,10 @@ CAPABILITIES: tuple[Capability, ...] = (TF_CHECKPOINT, VERIFY, DOCTOR)
 BY_NAME: dict[str, Capability] = {c.name: c for c in CAPABILITIES}
 
 # Core features, for `tf2pt env`: what works with the core install alone.
-CORE_ENABLES = "convert --no-verify (h5, .keras, .weights.h5 sources), inspect, archs, summarize"
+CORE_ENABLES = (
+    "convert --no-verify (h5, .keras, .weights.h5, TF2 checkpoint and SavedModel sources), "
+    "inspect, archs, summarize"
+)
 
 # torch from PyPI defaults to a multi-GB CUDA build on Linux; the CPU wheel is enough here.
 TORCH_FIRST = "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
