@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import difflib
 
-from .plan import Plan, Shape
+from .fates import SourceFate, TargetFate, label
+from .plan import Plan, Shape, SourcePlacement
 
 
 def _closest(name: str, pool: list[str]) -> tuple[str, ...]:
@@ -20,18 +21,34 @@ def accounting_table(plan: Plan) -> str:
     """A human table of every unexpected, missing and mismatched tensor, with the closest names
     on the other side (computed here, only when there is something to show)."""
     lines = []
-    unplaced_sources = [u.name for u in plan.unexpected]
+    unplaced_sources = [u.src for u in plan.unexpected]
     for u in plan.unexpected:
-        closest = _closest(u.name, plan.expected_sources)
+        closest = _closest(u.src, plan.expected_sources)
         near = f"  did you mean: {', '.join(closest)}" if closest else ""
-        lines.append(f"  unexpected  {u.name} {fmt_shape(u.shape)}{near}")
-    for u in plan.missing:
-        closest = _closest(u.expected_source, unplaced_sources)
+        lines.append(f"  {label(SourceFate.UNEXPECTED)} {u.src} {fmt_shape(u.shape)}{near}")
+    for m in plan.missing:
+        closest = _closest(m.expected_source, unplaced_sources)
         near = f"  closest unplaced source: {', '.join(closest)}" if closest else ""
-        lines.append(f"  missing     {u.name} (from source '{u.expected_source}'){near}")
+        lines.append(
+            f"  {label(TargetFate.MISSING)} {m.dst} (from source '{m.expected_source}'){near}"
+        )
     for m in plan.mismatched:
         lines.append(
-            f"  mismatched  {m.src} → {m.dst}: got {fmt_shape(m.got)} ({m.note}), "
-            f"expected {fmt_shape(m.expected)}"
+            f"  {label(SourceFate.MISMATCHED)} {m.src} → {m.dst}: got {fmt_shape(m.got)} "
+            f"({m.note}), expected {fmt_shape(m.expected)}"
         )
     return "\n".join(lines)
+
+
+PLACEMENT_TEXT = {
+    SourceFate.MAPPED: lambda p: f"→ {p.dst}" + "".join(f" [{o.describe()}]" for o in p.ops),
+    SourceFate.DUPLICATE: lambda p: f"= copy of {p.same_as} (checked equal when converting)",
+    SourceFate.IGNORED: lambda p: f"ignored: {p.reason}",
+    SourceFate.UNEXPECTED: lambda p: "UNEXPECTED",
+    SourceFate.MISMATCHED: lambda p: f"SHAPE MISMATCH → {p.dst}",
+}
+
+
+def placement_text(placement: SourcePlacement) -> str:
+    """What becomes of one source tensor, for `tf2pt inspect`."""
+    return PLACEMENT_TEXT[placement.fate](placement)

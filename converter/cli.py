@@ -12,13 +12,15 @@ from pathlib import Path
 import click
 
 from . import __version__, api
-from .accounting_text import accounting_table
+from .accounting_text import accounting_table, placement_text
+from .conversion_report import source_row
 from .convert import (
     ConvertOptions,
     analyse,
 )
 from .errors import BatchError, InputError, Tf2ptError, UsageError
 from .mapping import load_table, table_names
+from .table_config import family_tables, model_keys
 from .writer import json_text
 
 SIZE_UNITS = {
@@ -191,27 +193,8 @@ def inspect_cmd(src, head, arch, as_json):
     """Show the source's format, architecture, head, config and every tensor's fate."""
     analysis = analyse(src, ConvertOptions(head=head, arch=arch))
     source, plan = analysis.source, analysis.plan
-    fates = {
-        m.src: f"→ {m.dst}" + "".join(f" [{o.describe()}]" for o in m.ops) for m in plan.mapped
-    }
-    fates |= {
-        d.src: f"= copy of {d.same_as} (checked equal when converting)" for d in plan.duplicates
-    }
-    fates |= {i.src: f"ignored: {i.reason}" for i in plan.ignored}
-    fates |= {u.name: "UNEXPECTED" for u in plan.unexpected}
-    fates |= {m.src: f"SHAPE MISMATCH → {m.dst}" for m in plan.mismatched}
-    keys = (
-        "vocab_size",
-        "hidden_size",
-        "num_hidden_layers",
-        "num_attention_heads",
-        "intermediate_size",
-        "max_position_embeddings",
-        "type_vocab_size",
-        "num_labels",
-        "layer_norm_eps",
-        "hidden_act",
-    )
+    placements = plan.placements()
+    keys = model_keys(plan.table, family_tables(plan.table.architecture))
     if as_json:
         _print_json(
             {
@@ -221,12 +204,7 @@ def inspect_cmd(src, head, arch, as_json):
                 "class": plan.class_name,
                 "config": {k: plan.dims.get(k) for k in keys},
                 "tensors": [
-                    {
-                        "name": t.name,
-                        "shape": list(t.shape),
-                        "dtype": t.dtype.name,
-                        "fate": fates.get(t.name, ""),
-                    }
+                    source_row(t, placements[t.name]) | {"text": placement_text(placements[t.name])}
                     for t in source.tensors
                 ],
                 "clean": plan.clean,
@@ -242,7 +220,8 @@ def inspect_cmd(src, head, arch, as_json):
         click.echo(f"note:    {note}")
     width = max((len(t.name) for t in source.tensors), default=0)
     for t in source.tensors:
-        click.echo(f"  {t.name:<{width}} {str(list(t.shape)):<14} {fates.get(t.name, '')}")
+        text = placement_text(placements[t.name])
+        click.echo(f"  {t.name:<{width}} {str(list(t.shape)):<14} {text}")
     if not plan.clean:
         click.echo(accounting_table(plan))
 

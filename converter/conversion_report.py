@@ -7,45 +7,40 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .plan import Plan
-from .readers import Source
+from .fates import SourceFate, TargetFate
+from .plan import Plan, SourcePlacement
+from .readers import Source, SourceTensor
 
 REPORT_FILE = "conversion_report.json"
 
 
+def source_row(tensor: SourceTensor, placement: SourcePlacement) -> dict[str, Any]:
+    """One source tensor with its fate and what the fate needs said (target, reason, …)."""
+    row = {"name": tensor.name, "shape": list(tensor.shape), "dtype": tensor.dtype.name}
+    return row | {"fate": placement.fate} | placement.detail()
+
+
 def _source_rows(source: Source, plan: Plan) -> list[dict[str, Any]]:
-    mapped = {m.src: m for m in plan.mapped}
-    dups = {d.src: d for d in plan.duplicates}
-    ignored = {i.src: i for i in plan.ignored}
-    rows = []
-    for t in source.tensors:
-        row: dict[str, Any] = {"name": t.name, "shape": list(t.shape), "dtype": t.dtype.name}
-        if t.name in mapped:
-            row |= {
-                "fate": "mapped",
-                "target": mapped[t.name].dst,
-                "ops": [o.describe() for o in mapped[t.name].ops],
-            }
-        elif t.name in dups:
-            row |= {"fate": "duplicate", "same_as": dups[t.name].same_as, "checked": "equal"}
-        else:
-            row |= {"fate": "ignored", "reason": ignored[t.name].reason}
-        rows.append(row)
+    placements = plan.placements()
+    rows = [source_row(t, placements[t.name]) for t in source.tensors]
+    for row in rows:
+        if row["fate"] is SourceFate.DUPLICATE:
+            row["checked"] = "equal"  # the writer compared it with its original
     return sorted(rows, key=lambda r: r["name"])
 
 
 def _target_rows(plan: Plan) -> list[dict[str, Any]]:
     rows = (
         [
-            {"name": m.dst, "shape": list(m.shape), "how": "produced", "from": m.src}
+            {"name": m.dst, "shape": list(m.shape), "how": TargetFate.PRODUCED, "from": m.src}
             for m in plan.mapped
         ]
-        + [{"name": t.dst, "how": "tied", "same_as": t.same_as} for t in plan.tied]
+        + [{"name": t.dst, "how": t.fate, "same_as": t.same_as} for t in plan.tied]
         + [
             {
                 "name": s.dst,
                 "shape": list(s.shape),
-                "how": "synthesized",
+                "how": s.fate,
                 "fill": s.fill,
                 "reason": s.reason,
             }

@@ -37,12 +37,12 @@ def enforce(source: Source, plan: Plan) -> None:
         if plan.unexpected:
             first = plan.unexpected[0]
             parts.append(
-                f"{len(plan.unexpected)} unexpected source tensor(s), e.g. '{first.name}' "
+                f"{len(plan.unexpected)} unexpected source tensor(s), e.g. '{first.src}' "
                 f"{fmt_shape(first.shape)}"
             )
         if plan.missing:
             parts.append(
-                f"{len(plan.missing)} missing target parameter(s), e.g. '{plan.missing[0].name}'"
+                f"{len(plan.missing)} missing target parameter(s), e.g. '{plan.missing[0].dst}'"
             )
         raise AccountingError(
             f"cannot account for every weight as {plan.class_name}: " + "; ".join(parts),

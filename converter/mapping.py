@@ -43,6 +43,7 @@ TOP_KEYS = {
     "source_notes",
     "keep_source_config",
     "runner",
+    "config_guesses",  # structure: what a config-less checkpoint's unseen values are guessed as
 }
 GROUP_KEYS = {"rules", "duplicates", "ties", "synthesize"}
 RULE_KEYS = {"src", "dst", "ops", "shape", "note"}
@@ -213,6 +214,7 @@ class Table:
     # activation, pad id), for a checkpoint that comes without any config (`tf2pt doctor`).
     family_defaults: dict[str, Any] = field(default_factory=dict)
     runner: str = ""  # the TF reference for parity, when the layout has several (TF2 sources)
+    config_guesses: dict[str, Any] = field(default_factory=dict)  # read by table_config.py
 
     def serves(self, name: str) -> bool:
         """`name` (an --arch or a config's model_type) is this table's architecture."""
@@ -402,6 +404,7 @@ def parse_table(name: str, data: dict) -> Table:
         keep_source_config=bool(data.get("keep_source_config", False)),
         family_defaults=_family_defaults(f"{where}: family_defaults", data.get("family_defaults")),
         runner=str(data.get("runner") or ""),
+        config_guesses=dict(data.get("config_guesses") or {}),
         source_config={
             k: _source_config_entry(f"{where}: source_config.{k}", v)
             for k, v in (data.get("source_config") or {}).items()

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from .errors import InputError, MappingTableError, UsageError
+from .fates import SourceFate, TargetFate
 from .mapping import Pattern, ShapeSpec, Table
 from .ops import Op, OpShapeError, chain_shape
 from .readers.base import Source, SourceTensor
@@ -23,6 +24,7 @@ Shape = tuple[int, ...]
 
 @dataclass(frozen=True)
 class Mapped:
+    fate: ClassVar[SourceFate] = SourceFate.MAPPED  # its target's fate is TargetFate.PRODUCED
     src: str
     dst: str
     ops: tuple[Op, ...]
@@ -30,28 +32,71 @@ class Mapped:
     shape: Shape
     dtype: str
 
+    def detail(self) -> dict[str, Any]:
+        return {"target": self.dst, "ops": [o.describe() for o in self.ops]}
+
 
 @dataclass(frozen=True)
 class DuplicateCopy:
+    fate: ClassVar[SourceFate] = SourceFate.DUPLICATE
     src: str
     same_as: str
+
+    def detail(self) -> dict[str, Any]:
+        return {"same_as": self.same_as}
 
 
 @dataclass(frozen=True)
 class Ignored:
+    fate: ClassVar[SourceFate] = SourceFate.IGNORED
     src: str
     shape: Shape
     reason: str
 
+    def detail(self) -> dict[str, Any]:
+        return {"reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Unexpected:
+    """A source tensor no rule places."""
+
+    fate: ClassVar[SourceFate] = SourceFate.UNEXPECTED
+    src: str
+    shape: Shape
+
+    def detail(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    fate: ClassVar[SourceFate] = SourceFate.MISMATCHED
+    src: str
+    dst: str
+    got: Shape | None
+    expected: Shape
+    note: str
+    conflicts: tuple[tuple[str, Any, int], ...] = ()  # (config key, config value, weight value)
+
+    def detail(self) -> dict[str, Any]:
+        got = None if self.got is None else list(self.got)
+        return {"target": self.dst, "got": got, "expected": list(self.expected), "note": self.note}
+
+
+SourcePlacement = Mapped | DuplicateCopy | Ignored | Unexpected | Mismatch
+
 
 @dataclass(frozen=True)
 class TiedTarget:
+    fate: ClassVar[TargetFate] = TargetFate.TIED
     dst: str
     same_as: str
 
 
 @dataclass(frozen=True)
 class SynthesizedTarget:
+    fate: ClassVar[TargetFate] = TargetFate.SYNTHESIZED
     dst: str
     shape: Shape
     fill: str
@@ -59,22 +104,12 @@ class SynthesizedTarget:
 
 
 @dataclass(frozen=True)
-class Unplaced:
-    """An unexpected source tensor, or a missing target with the source it should come from."""
+class MissingTarget:
+    """A target nothing produces, with the source name its rule expects."""
 
-    name: str
-    shape: Shape | None
-    expected_source: str = ""
-
-
-@dataclass(frozen=True)
-class Mismatch:
-    src: str
+    fate: ClassVar[TargetFate] = TargetFate.MISSING
     dst: str
-    got: Shape | None
-    expected: Shape
-    note: str
-    conflicts: tuple[tuple[str, Any, int], ...] = ()  # (config key, config value, weight value)
+    expected_source: str
 
 
 @dataclass
@@ -87,8 +122,8 @@ class Plan:
     ignored: list[Ignored] = field(default_factory=list)
     tied: list[TiedTarget] = field(default_factory=list)
     synthesized: list[SynthesizedTarget] = field(default_factory=list)
-    unexpected: list[Unplaced] = field(default_factory=list)
-    missing: list[Unplaced] = field(default_factory=list)
+    unexpected: list[Unexpected] = field(default_factory=list)
+    missing: list[MissingTarget] = field(default_factory=list)
     mismatched: list[Mismatch] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     expected_sources: list[str] = field(default_factory=list)  # every source name the rules want
@@ -100,6 +135,11 @@ class Plan:
     @property
     def clean(self) -> bool:
         return not (self.unexpected or self.missing or self.mismatched)
+
+    def placements(self) -> dict[str, SourcePlacement]:
+        """Every source tensor's name → its bucket (whose `fate` says which)."""
+        buckets = (self.mapped, self.duplicates, self.ignored, self.unexpected, self.mismatched)
+        return {p.src: p for bucket in buckets for p in bucket}
 
     def target_names(self) -> list[str]:
         """Every parameter the PyTorch class has, by how this plan accounts for it."""
@@ -239,9 +279,9 @@ def plan_head(source: Source, table: Table, head: str, dims: dict[str, Any]) -> 
                 )
 
     plan.expected_sources = sorted(set(expected_src.values()))
-    plan.unexpected = [Unplaced(t.name, t.shape) for t in unexpected]
+    plan.unexpected = [Unexpected(t.name, t.shape) for t in unexpected]
     plan.missing = [
-        Unplaced(dst, None, src) for dst, src in sorted(expected_src.items()) if dst not in produced
+        MissingTarget(dst, src) for dst, src in sorted(expected_src.items()) if dst not in produced
     ]
     plan.mapped.sort(key=lambda m: m.dst)
     return plan

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from converter.fates import SourceFate, TargetFate
+
 from .conftest import copy_tree, nothing_written, run_cli
 from .h5edit import add_weight, delete_weight, scale_weight
 
@@ -104,7 +106,35 @@ def test_inspect_lists_every_tensor_with_its_fate(tf_checkpoints):
     assert code == 0, err
     data = json.loads(out)
     assert data["class"] == "RobertaForMaskedLM" and data["clean"]
-    fates = {t["name"]: t["fate"] for t in data["tensors"]}
-    assert fates["lm_head/bias"] == "→ lm_head.bias"
-    assert fates["lm_head/roberta/embeddings/word_embeddings/weight"].startswith("= copy of")
-    assert "[transpose]" in fates["roberta/encoder/layer_._0/attention/self/query/kernel"]
+    rows = {t["name"]: t for t in data["tensors"]}
+    bias = rows["lm_head/bias"]
+    assert (bias["fate"], bias["target"], bias["text"]) == (
+        "mapped",
+        "lm_head.bias",
+        "→ lm_head.bias",
+    )
+    copy = rows["lm_head/roberta/embeddings/word_embeddings/weight"]
+    assert copy["fate"] == "duplicate" and copy["text"].startswith("= copy of")
+    assert copy["same_as"] == "roberta/embeddings/word_embeddings/weight"
+    query = rows["roberta/encoder/layer_._0/attention/self/query/kernel"]
+    assert query["ops"] == ["transpose"] and "[transpose]" in query["text"]
+    # the config shown is what the table's shapes and layer placeholders name
+    assert {"vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size"} <= set(
+        data["config"]
+    )
+    assert data["config"]["num_attention_heads"] == 4  # the family's guessed key, from the config
+
+
+def test_inspect_and_the_conversion_report_give_each_tensor_one_fate_word(
+    converted, tf_checkpoints
+):
+    """One vocabulary: the fates `inspect` shows are the conversion report's, word for word."""
+    code, out, err = run_cli(["inspect", str(tf_checkpoints["masked-lm"]), "--json"])
+    assert code == 0, err
+    shown = {t["name"]: t["fate"] for t in json.loads(out)["tensors"]}
+    report = json.loads((converted["masked-lm"] / "conversion_report.json").read_text())
+    written = {t["name"]: t["fate"] for t in report["source_tensors"]}
+    assert shown == written
+    assert set(written.values()) == {SourceFate.MAPPED, SourceFate.DUPLICATE}
+    hows = {t["how"] for t in report["target_parameters"]}
+    assert hows == {TargetFate.PRODUCED, TargetFate.TIED}

@@ -291,10 +291,10 @@ def test_a_deleted_layer_is_lossy_names_the_layer_and_fix_refuses(classifier, tm
     torch.save(state, tmp_path / "pruned.pt")
     report = _diagnosis(tmp_path / "pruned.pt", "--model", directory)
     assert report["verdict"] == "cannot load without losing weights"
-    assert report["missing_by_layer"] == {"encoder layer 1": 16}
+    assert report["missing_by_layer"] == {"encoder.layer.1": 16}  # the table's layer block
     code, out, _ = _doctor(tmp_path / "pruned.pt", "--model", directory)
     assert code == 1
-    assert "16 parameter(s) would stay randomly initialised: encoder layer 1 (16)" in out
+    assert "16 parameter(s) would stay randomly initialised: encoder.layer.1 (16)" in out
     for flag in ([], ["--drop-head"]):
         out_dir = tmp_path / "fixed"
         code, _, err = _doctor(

@@ -3,10 +3,10 @@ a lossless repair of it when there is one."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..fates import SourceFate
 from .checkpoint import Checkpoint, open_checkpoint
 from .diagnose import Diagnosis, diagnose, load_repairs
 from .target import Target, base_config, build_target, candidate_classes
@@ -21,9 +21,8 @@ class Examination:
 
 def _losses(diagnosis: Diagnosis) -> tuple[int, int]:
     """How much a class would lose with this checkpoint, then how much repairing it needs."""
-    fates = Counter(k.fate for k in diagnosis.keys)
-    lost = fates["mismatched"] + fates["unexpected"] + len(diagnosis.missing)
-    return lost, fates["repaired"]
+    lost = sum(k.fate.lost for k in diagnosis.keys) + len(diagnosis.missing)
+    return lost, sum(k.fate is SourceFate.REPAIRED for k in diagnosis.keys)
 
 
 def examine(
@@ -43,9 +42,7 @@ def examine(
     book = load_repairs()
     checkpoint = open_checkpoint(path, book)
     overrides = dict(overrides or {})
-    config, origin = base_config(
-        checkpoint, model, arch, book.infer_config, book.unseen_config, overrides
-    )
+    config, origin = base_config(checkpoint, model, arch, overrides)
     choices: dict[str, object] = {f"--set {k}": v for k, v in overrides.items()}
     if num_labels is not None:
         choices["num_labels"] = num_labels
@@ -53,7 +50,7 @@ def examine(
         choices["drop_head"] = True
     tried = []
     for class_name in candidate_classes(config, arch, head):
-        target = build_target(config, class_name, num_labels, origin, book.written_config)
+        target = build_target(config, class_name, num_labels, origin)
         diagnosis = diagnose(checkpoint, target, drop_head, choices)
         tried.append(Examination(checkpoint, target, diagnosis))
     best = min(tried, key=lambda e: _losses(e.diagnosis))

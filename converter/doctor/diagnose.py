@@ -18,9 +18,11 @@ from typing import Any
 
 import yaml
 
-from ..errors import MappingTableError
+from ..errors import MappingTableError, UsageError
+from ..fates import SourceFate
 from ..mapping import load_table, table_names, tables_dir
 from ..ops import Op, OpShapeError, chain_shape
+from ..table_config import POSITIONS_KEY, layer_of, target_rule, target_rules
 from .checkpoint import Checkpoint
 from .target import Target
 
@@ -58,10 +60,7 @@ class RepairBook:
     ignore: tuple[Ignore, ...]
     drop_with_head: tuple[re.Pattern, ...]
     containers: tuple[str, ...]
-    infer_config: dict[str, Any]
     trainers: tuple[dict[str, Any], ...]  # training checkpoints named by a marker key
-    unseen_config: dict[str, Any]  # keys no weight shows: family default, --set or a guess
-    written_config: tuple[str, ...]  # keys --fix always writes to config.json
 
 
 def _normalise(where: str, items: Any) -> tuple[tuple[str, str], ...]:
@@ -111,10 +110,7 @@ def load_repairs() -> RepairBook:
         ignore,
         droppable,
         tuple(data.get("containers") or ()),
-        dict(data.get("infer_config") or {}),
         tuple(data.get("trainers") or ()),
-        dict(data.get("unseen_config") or {}),
-        tuple(data.get("written_config") or ()),
     )
 
 
@@ -172,7 +168,7 @@ def _apply(repair: Repair, key: str, base: str, tf_rules) -> tuple[str, tuple[Op
 class KeyFate:
     key: str  # checkpoint key
     shape: list[int]
-    fate: str  # as-is | repaired | tied | ignored | mismatched | unexpected | dropped
+    fate: SourceFate  # as-is, repaired, tied, ignored, mismatched, unexpected or dropped
     target: str = ""
     repairs: list[str] = field(default_factory=list)
     ops: list[str] = field(default_factory=list)
@@ -192,6 +188,7 @@ class Diagnosis:
     notes: list[str]
     choices: dict[str, Any]  # the explicit flags, recorded
     ops: dict[str, tuple[Op, ...]] = field(default_factory=dict, repr=False)
+    missing_by_layer: dict[str, int] = field(default_factory=dict)  # block → missing count
     missing_head_only: bool = False  # every missing key belongs to the task head
     assumed: dict[str, str] = field(default_factory=dict)  # key → "key=value (how guessed)"
     family: dict[str, Any] = field(default_factory=dict)  # values from the family defaults
@@ -199,8 +196,7 @@ class Diagnosis:
 
     @property
     def lossy(self) -> bool:
-        fates = Counter(k.fate for k in self.keys)
-        return bool(fates["mismatched"] or fates["unexpected"] or self.missing)
+        return any(k.fate.lost for k in self.keys) or bool(self.missing)
 
     @property
     def verdict(self) -> str:
@@ -208,8 +204,7 @@ class Diagnosis:
         taken from the family defaults are named too."""
         if self.lossy:
             return LOSSY
-        fates = Counter(k.fate for k in self.keys)
-        changes = fates["repaired"] + fates["ignored"] + fates["dropped"]
+        changes = sum(k.fate.changed for k in self.keys)
         changes += len(self.reinitialised) + len(self.synthesized)
         if self.assumed:
             verdict = f"{ASSUMED} ({', '.join(self.assumed.values())})"
@@ -230,7 +225,7 @@ class Diagnosis:
             "counts": dict(Counter(k.fate for k in self.keys)),
             "keys": [asdict(k) for k in self.keys],
             "missing": self.missing,
-            "missing_by_layer": missing_by_layer(self.missing),
+            "missing_by_layer": self.missing_by_layer,
             "reinitialised": self.reinitialised,
             "synthesized": self.synthesized,
             "assumed": self.assumed,
@@ -242,12 +237,16 @@ class Diagnosis:
         }
 
 
-def missing_by_layer(missing: list[str]) -> dict[str, int]:
-    """ "encoder layer 3" → how many of its parameters are missing, and so on."""
+def missing_by_layer(missing: list[str], arch: str) -> dict[str, int]:
+    """ "encoder.layer.3" → how many of its parameters are missing (the block a key's table rule
+    repeats, by its layer placeholders), and the module, outside any block."""
+    try:
+        rules = target_rules(arch)
+    except UsageError:  # a model type no table serves
+        rules = ()
     groups: Counter[str] = Counter()
     for key in missing:
-        m = re.search(r"\.layer\.(\d+)\.", key)
-        groups[f"encoder layer {m.group(1)}" if m else key.rsplit(".", 1)[0]] += 1
+        groups[layer_of(key, rules) or key.rsplit(".", 1)[0]] += 1
     return dict(groups)
 
 
@@ -258,38 +257,48 @@ def _meaning(key: str, got: tuple[int, ...], want: tuple[int, ...], target: Targ
             f"{key.rsplit('.', 1)[0]}: checkpoint has {got[0]} labels, model has {want[0]} — "
             f"pass --num-labels {got[0]} or re-initialise the head with --drop-head"
         )
-    if key.endswith("word_embeddings.weight") and got[1:] == want[1:]:
+    differing = _differing_key(key, got, want, str(target.config.get("model_type")))
+    if differing is not None:
+        config_key, offset = differing
+        if offset and config_key == POSITIONS_KEY:
+            return _position_meaning(got[0], want[0], offset)
+        size = got[[d for d in range(len(got)) if got[d] != want[d]][0]]
         return (
-            f"vocabulary differs: checkpoint has {got[0]} tokens, model {want[0]} — use the "
-            "checkpoint's config (vocab_size) or resize the embeddings before training"
+            f"{config_key} differs: the checkpoint's {list(got)} needs {config_key}={size}, "
+            f"the model has {list(want)} — use the checkpoint's config or pass --set "
+            f"{config_key}={size}"
         )
-    if key.endswith("position_embeddings.weight") and got[1:] == want[1:]:
-        return _position_meaning(got[0], want[0], target)
     if tuple(reversed(got)) == want and got != want:
         return f"stored transposed ({list(got)}): a TF/Keras kernel saved without its transpose"
     return f"checkpoint {list(got)} vs model {list(want)}"
 
 
-def _position_offset(target: Target) -> int:
-    """Rows of the position table before the first real position (RoBERTa: pad_token_id + 1)."""
-    model_type = str(target.config.get("model_type"))
-    tables = (load_table(name) for name in table_names())
-    return next((t.position_offset for t in tables if t.serves(model_type)), 0)
+def _differing_key(
+    key: str, got: tuple[int, ...], want: tuple[int, ...], arch: str
+) -> tuple[str, int] | None:
+    """(the config key whose value explains the mismatch, its table's position offset), when
+    exactly one axis differs and the table's shape spec names it."""
+    try:
+        hit = target_rule(key, target_rules(arch))
+    except UsageError:  # a model type no table serves
+        return None
+    if hit is None or not (len(got) == len(want) == len(hit[0].spec)):
+        return None
+    spec = hit[0].spec
+    axes = [d for d in range(len(got)) if got[d] != want[d]]
+    if len(axes) != 1 or not isinstance(spec[axes[0]], str):
+        return None
+    return str(spec[axes[0]]), hit[0].position_offset
 
 
-def _position_meaning(got: int, want: int, target: Target) -> str:
-    offset = _position_offset(target)
-
+def _position_meaning(got: int, want: int, offset: int) -> str:
     def rows(n: int) -> str:
-        return (
-            f"{n} rows = {n - offset} positions + {offset} offset rows" if offset else f"{n} rows"
-        )
+        return f"{n} rows = {n - offset} positions + {offset} offset rows"
 
-    why = " (position ids start at pad_token_id + 1)" if offset else ""
     return (
-        f"position table differs: checkpoint has {rows(got)}, model {rows(want)}{why} — the "
-        f"checkpoint takes inputs of up to {got - offset} tokens; pass --set "
-        f"max_position_embeddings={got} or use the checkpoint's config"
+        f"position table differs: checkpoint has {rows(got)}, model {rows(want)} (position ids "
+        f"start at pad_token_id + 1) — the checkpoint takes inputs of up to {got - offset} "
+        f"tokens; pass --set {POSITIONS_KEY}={got} or use the checkpoint's config"
     )
 
 
@@ -316,9 +325,11 @@ def _match(name: str, shape, target: Target, book: RepairBook, tf_rules, taken):
         candidates = _candidates(name, book, target.base_prefix, tf_rules)
         hit = next((c for c in candidates if c[0] in target.params and c[0] not in taken), None)
     if hit is None:
-        return KeyFate(name, list(shape), "unexpected"), ()
+        return KeyFate(name, list(shape), SourceFate.UNEXPECTED), ()
     dst, repairs, key_ops = hit
-    fate = KeyFate(name, list(shape), "repaired" if repairs else "as-is", dst, repairs)
+    fate = KeyFate(
+        name, list(shape), SourceFate.REPAIRED if repairs else SourceFate.AS_IS, dst, repairs
+    )
     fate.ops = [o.describe() for o in key_ops]
     try:
         got = chain_shape(key_ops, tuple(shape))
@@ -326,9 +337,9 @@ def _match(name: str, shape, target: Target, book: RepairBook, tf_rules, taken):
         got = tuple(shape)
     want = target.params[dst]
     if got != want:
-        fate.fate, fate.meaning = "mismatched", _meaning(dst, got, want, target)
+        fate.fate, fate.meaning = SourceFate.MISMATCHED, _meaning(dst, got, want, target)
     elif dst in target.tied:
-        fate.fate = "tied"
+        fate.fate = SourceFate.TIED
         fate.meaning = f"tied to {target.tied[dst]}: the model keeps that tensor's values"
     return fate, key_ops
 
@@ -356,15 +367,16 @@ def diagnose(
         shape = list(checkpoint.tensors[name].shape)
         ignored = next((i for i in book.ignore if i.pattern.search(name)), None)
         if ignored is not None and name not in target.params:
-            fates.append(KeyFate(name, shape, "ignored", meaning=ignored.reason))
+            fates.append(KeyFate(name, shape, SourceFate.IGNORED, meaning=ignored.reason))
             continue
         fate, key_ops = _match(name, shape, target, book, tf_rules, taken)
-        if drop_head and fate.fate == "mismatched" and target.is_head(fate.target):
-            fate.fate = "dropped"
+        if drop_head and fate.fate is SourceFate.MISMATCHED and target.is_head(fate.target):
+            fate.fate = SourceFate.DROPPED
             fate.meaning = "does not fit the model's head, which is re-initialised (--drop-head)"
-        if drop_head and fate.fate == "unexpected" and (why := _droppable(name, target, book)):
-            fate.fate, fate.meaning = "dropped", why
-        if fate.fate in ("as-is", "repaired", "tied"):
+        unplaced = fate.fate is SourceFate.UNEXPECTED
+        if drop_head and unplaced and (why := _droppable(name, target, book)):
+            fate.fate, fate.meaning = SourceFate.DROPPED, why
+        if fate.fate.loads:
             taken[fate.target] = name
             ops[name] = key_ops
             used |= {r.name: r.reason for r in book.repairs if r.name in fate.repairs}
@@ -377,7 +389,7 @@ def diagnose(
     reinit = [k for k in unfilled if drop_head and target.is_head(k)]
     missing = [k for k in unfilled if k not in reinit]
     for fate in fates:
-        if fate.fate == "unexpected":
+        if fate.fate is SourceFate.UNEXPECTED:
             near = difflib.get_close_matches(fate.key, missing, n=1, cutoff=0.5)
             fate.meaning = f"closest missing model key: {near[0]}" if near else ""
     return Diagnosis(
@@ -385,6 +397,7 @@ def diagnose(
         class_name=target.class_name,
         keys=sorted(fates, key=lambda f: f.key),
         missing=missing,
+        missing_by_layer=missing_by_layer(missing, str(target.config.get("model_type"))),
         reinitialised=reinit,
         synthesized=synthesized,
         tied=sorted(target.tied),

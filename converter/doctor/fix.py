@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AccountingError, ConfigConflictError, InputError
+from ..fates import SourceFate
 from ..ops import chain_apply
 from ..readers.base import EXTRA_FILE_NAMES, TOKENIZER_FILE_NAMES, sibling_files
 from ..staging import Progress
@@ -24,6 +25,8 @@ from .diagnose import ASSUMED, LOSSY, Diagnosis
 from .target import Target, transformers_without_tf
 
 REPORT_FILE = "doctor_report.json"
+# Keys written as they load; a tied key is not: its parameter is written once, by its owner.
+WRITTEN = (SourceFate.AS_IS, SourceFate.REPAIRED)
 REINIT_SEED = 0
 WRITABLE_DTYPES = {np.dtype(key).name for key in SAFETENSORS_DTYPES}
 
@@ -44,7 +47,7 @@ def _checkpoint_jobs(
 ) -> list[TensorJob]:
     jobs = []
     for fate in diagnosis.keys:
-        if fate.fate not in ("as-is", "repaired"):
+        if fate.fate not in WRITTEN:
             continue
         tensor = checkpoint.tensors[fate.key]
         ops = diagnosis.ops[fate.key]

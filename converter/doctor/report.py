@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .diagnose import Diagnosis, KeyFate, missing_by_layer
+from ..fates import SourceFate, TargetFate, label
+from .diagnose import Diagnosis, KeyFate
 
 EXAMPLES_PER_REPAIR = 3
 
@@ -23,7 +24,9 @@ def _repaired(fates: list[KeyFate], reasons: dict[str, str]) -> list[str]:
         groups[tuple(fate.repairs)].append(fate)
     lines = []
     for repairs, members in groups.items():
-        lines.append(f"  repaired    {len(members)} key(s) by {' + '.join(repairs)}")
+        lines.append(
+            f"  {label(SourceFate.REPAIRED)} {len(members)} key(s) by {' + '.join(repairs)}"
+        )
         lines += [f"                ({r}: {reasons[r]})" for r in repairs if r in reasons]
         for fate in members[:EXAMPLES_PER_REPAIR]:
             ops = f" [{', '.join(fate.ops)}]" if fate.ops else ""
@@ -34,7 +37,7 @@ def _repaired(fates: list[KeyFate], reasons: dict[str, str]) -> list[str]:
 
 
 def render(diagnosis: Diagnosis) -> list[str]:
-    by_fate: dict[str, list[KeyFate]] = defaultdict(list)
+    by_fate: dict[SourceFate, list[KeyFate]] = defaultdict(list)
     for fate in diagnosis.keys:
         by_fate[fate.fate].append(fate)
     lines = [
@@ -43,31 +46,35 @@ def render(diagnosis: Diagnosis) -> list[str]:
     ]
     lines += [f"choice:     {k} = {v}" for k, v in diagnosis.choices.items()]
     lines += [f"note:       {n}" for n in diagnosis.notes]
-    lines.append(f"  as-is       {len(by_fate['as-is'])} key(s) load unchanged")
-    lines += _repaired(by_fate["repaired"], diagnosis.repairs_used)
-    lines += [f"  tied        {f.key}: {f.meaning}" for f in by_fate["tied"]]
-    lines += [f"  ignored     {f.key}: {f.meaning}" for f in by_fate["ignored"]]
+    as_is = by_fate[SourceFate.AS_IS]
+    lines.append(f"  {label(SourceFate.AS_IS)} {len(as_is)} key(s) load unchanged")
+    lines += _repaired(by_fate[SourceFate.REPAIRED], diagnosis.repairs_used)
+    for fate in (SourceFate.TIED, SourceFate.IGNORED):
+        lines += [f"  {label(fate)} {f.key}: {f.meaning}" for f in by_fate[fate]]
     lines += [
-        f"  mismatched  {f.key} {_shape(f.shape)} → {f.target}: {f.meaning}"
-        for f in by_fate["mismatched"]
+        f"  {label(f.fate)} {f.key} {_shape(f.shape)} → {f.target}: {f.meaning}"
+        for f in by_fate[SourceFate.MISMATCHED]
     ]
-    for fate in by_fate["unexpected"]:
+    for fate in by_fate[SourceFate.UNEXPECTED]:
         near = f"  ({fate.meaning})" if fate.meaning else ""
-        lines.append(f"  unexpected  {fate.key} {_shape(fate.shape)}: nothing in the model{near}")
-    for fate in by_fate["dropped"]:
-        why = f": {fate.meaning}" if fate.meaning else ""
-        lines.append(f"  dropped     {fate.key} {_shape(fate.shape)}{why}")
-    if diagnosis.missing:
-        where = ", ".join(f"{g} ({n})" for g, n in missing_by_layer(diagnosis.missing).items())
         lines.append(
-            f"  missing     {len(diagnosis.missing)} parameter(s) would stay randomly "
-            f"initialised: {where}"
+            f"  {label(fate.fate)} {fate.key} {_shape(fate.shape)}: nothing in the model{near}"
+        )
+    for fate in by_fate[SourceFate.DROPPED]:
+        why = f": {fate.meaning}" if fate.meaning else ""
+        lines.append(f"  {label(fate.fate)} {fate.key} {_shape(fate.shape)}{why}")
+    if diagnosis.missing:
+        where = ", ".join(f"{g} ({n})" for g, n in diagnosis.missing_by_layer.items())
+        lines.append(
+            f"  {label(TargetFate.MISSING)} {len(diagnosis.missing)} parameter(s) would stay "
+            f"randomly initialised: {where}"
         )
         lines += [f"                {k}" for k in diagnosis.missing]
         if diagnosis.missing_head_only:
             lines.append("                (only the head: --drop-head initialises it explicitly)")
     lines += [
-        f"  synthesized {k} ({fill}): {why}" for k, (fill, why) in diagnosis.synthesized.items()
+        f"  {label(TargetFate.SYNTHESIZED)} {k} ({fill}): {why}"
+        for k, (fill, why) in diagnosis.synthesized.items()
     ]
     if diagnosis.reinitialised:
         lines.append(

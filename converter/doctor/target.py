@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, UsageError
-from ..mapping import Table, load_table, table_names
 from ..readers.base import read_json_object
+from ..table_config import (
+    config_guesses,
+    dims_from_targets,
+    family_defaults,
+    family_tables,
+    target_rules,
+    written_keys,
+)
 from .checkpoint import Checkpoint
 
 
@@ -68,17 +74,8 @@ def transformers_without_tf():
             os.environ["USE_TF"] = before
 
 
-def _tables_for(arch: str) -> list[Table]:
-    tables = [load_table(n) for n in table_names()]
-    matching = [t for t in tables if t.serves(arch)]
-    if not matching:
-        known = sorted({t.architecture for t in tables})
-        raise UsageError(f"unknown architecture '{arch}'", hint=f"choose one of: {known}")
-    return matching
-
-
 def _class_for(arch: str, head: str) -> str:
-    matching = _tables_for(arch)
+    matching = family_tables(arch)
     table = next((t for t in matching if head in t.heads), None)
     if table is None:
         heads = sorted({h for t in matching for h in t.heads})
@@ -86,45 +83,20 @@ def _class_for(arch: str, head: str) -> str:
     return table.class_name(head)
 
 
-def _inferred_config(checkpoint: Checkpoint, rules: dict[str, Any], model_type: str) -> dict:
-    """Dimensions read from the checkpoint's shapes when there is no config to go by."""
-    config: dict[str, Any] = {"model_type": model_type}
-    for key, rule in rules.items():
-        suffixes = rule["suffix"] if isinstance(rule["suffix"], list) else [rule["suffix"]]
-        hit = next(
-            (t for n, t in sorted(checkpoint.tensors.items()) if n.endswith(tuple(suffixes))),
-            None,
-        )
-        if hit is not None and len(hit.shape) > rule["axis"]:
-            config[key] = hit.shape[rule["axis"]]
-    layers = {int(m.group(1)) for n in checkpoint.tensors if (m := re.search(r"layer\.(\d+)\.", n))}
-    if layers:
-        config["num_hidden_layers"] = max(layers) + 1
-    return config
-
-
-def family_defaults(arch: str) -> dict[str, Any]:
-    """The first family_defaults a table of this architecture declares (variants inherit)."""
-    return next((dict(t.family_defaults) for t in _tables_for(arch) if t.family_defaults), {})
-
-
-def _fill_unseen(
-    config: dict[str, Any], arch: str, unseen: dict[str, Any], origin: ConfigOrigin
-) -> None:
-    """Values no weight shows: from the family defaults, else guessed (and recorded as such)."""
+def _fill_unseen(config: dict[str, Any], arch: str, origin: ConfigOrigin) -> None:
+    """Values no weight shows: from the family defaults, else guessed as the architecture's
+    tables say (and recorded as such, so the verdict never reads clean)."""
     for key, value in family_defaults(arch).items():
         if key not in config:
             config[key] = value
             origin.family[key] = value
-    for key, rule in unseen.items():
+    for key, guess in config_guesses(arch).items():
         if key in config:
             continue
-        head_dim = (rule or {}).get("head_dim")
-        if head_dim and "hidden_size" in config:
-            config[key] = max(1, config["hidden_size"] // head_dim)
-            origin.assumed[key] = f"guessed as hidden_size / {head_dim}"
-        else:
-            origin.assumed[key] = "the transformers config class default"
+        value, why = guess.value(config)
+        if value is not None:
+            config[key] = value
+        origin.assumed[key] = why
 
 
 def _config_from(model: Path) -> dict[str, Any]:
@@ -138,8 +110,6 @@ def base_config(
     checkpoint: Checkpoint,
     model: Path | None,
     arch: str | None,
-    infer_rules: dict[str, Any],
-    unseen: dict[str, Any],
     overrides: dict[str, Any],
 ) -> tuple[dict[str, Any], ConfigOrigin]:
     """The config from --model, the checkpoint's own config, or its shapes, with --set applied.
@@ -153,10 +123,13 @@ def base_config(
     if checkpoint.config is not None:
         return dict(checkpoint.config) | overrides, origin
     if arch is not None:
-        model_type = _tables_for(arch)[0].model_type  # phobert → roberta
-        config = _inferred_config(checkpoint, infer_rules, model_type) | overrides
+        model_type = family_tables(arch)[0].model_type  # phobert → roberta
+        shapes = {n: tuple(t.shape) for n, t in checkpoint.tensors.items()}
+        config = (
+            {"model_type": model_type} | dims_from_targets(shapes, target_rules(arch)) | overrides
+        )
         origin.inferred = True
-        _fill_unseen(config, arch, unseen, origin)
+        _fill_unseen(config, arch, origin)
         return config, origin
     raise UsageError(
         "the checkpoint has no config.json beside it",
@@ -172,7 +145,7 @@ def candidate_classes(config: dict[str, Any], arch: str | None, head: str | None
         return [_class_for(arch, head)]
     if config.get("architectures"):
         return [str(config["architectures"][0])]
-    matching = _tables_for(arch)
+    matching = family_tables(arch)
     return list(dict.fromkeys(t.class_name(h) for t in matching for h in t.heads))
 
 
@@ -181,7 +154,6 @@ def build_target(
     class_name: str,
     num_labels: int | None,
     origin: ConfigOrigin,
-    written: tuple[str, ...] = (),
 ) -> Target:
     import torch
 
@@ -216,8 +188,16 @@ def build_target(
     full = config_obj.to_dict()
     full.pop("transformers_version", None)
     target = Target(class_name, full, params, tied, instance.base_model_prefix, notes, origin)
-    target.minimal_config = minimal_config(config_obj, written)
+    target.minimal_config = minimal_config(config_obj, _written(str(config.get("model_type"))))
     return target
+
+
+def _written(model_type: str) -> tuple[str, ...]:
+    """The keys --fix always writes; a model type no table serves has only its class named."""
+    try:
+        return written_keys(model_type)
+    except UsageError:
+        return ("architectures", "model_type")
 
 
 def minimal_config(config_obj, written: tuple[str, ...]) -> dict[str, Any]:
