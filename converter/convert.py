@@ -19,6 +19,7 @@ from .output_config import output_config
 from .plan import Plan, choose_head, resolve_dims
 from .readers import Source, open_source
 from .source_config import source_hf_config, source_notes, translation_notes
+from .table_config import POSITIONS_KEY
 from .tensor_jobs import mapped_jobs, synthesized_jobs
 from .tokenizers import append_markdown, check_tokenizer, parity_failure, write_tokenizer
 from .writer import StagedOutput, write_json, write_model
@@ -133,7 +134,7 @@ def convert(
         for f in source.extra_files:
             shutil.copyfile(f, staged.path / f.name)
             files.append(f.name)
-        max_length = plan.dims["max_position_embeddings"] - plan.table.position_offset
+        max_length = plan.dims[POSITIONS_KEY] - plan.table.position_offset
         tokenizer = write_tokenizer(source, staged.path, options.tokenizer, max_length)
         progress(f"note: {tokenizer.note()}")
         files += tokenizer.files + ["config.json", REPORT_FILE, CARD_FILE]

@@ -194,3 +194,33 @@ def test_doctor_fates_are_words_of_the_shared_vocabulary(converted):
     conversion = json.loads((converted["masked-lm"] / "conversion_report.json").read_text())
     tied = {t["name"] for t in conversion["target_parameters"] if t["how"] == TargetFate.TIED}
     assert tied and set(report["tied"]) == tied
+
+
+def test_tf1_variable_names_are_renamed_by_the_tf1_table(tf1_checkpoints, tf1_converted, tmp_path):
+    """A dump of a google-research/bert checkpoint's variables by name: the tf-names repair
+    reaches the TF1 table through its layout's real name (`tf1-checkpoint`)."""
+    import tensorflow as tf
+    from safetensors.torch import load_file, save_file
+
+    reader = tf.train.load_checkpoint(str(tf1_checkpoints["classifier"]))
+    state = {
+        f"{name}:0": torch.from_numpy(reader.get_tensor(name))
+        for name in reader.get_variable_to_shape_map()
+        if not name.endswith(("adam_m", "adam_v", "global_step"))
+    }
+    assert "bert/encoder/layer_0/attention/self/query/kernel:0" in state
+    save_file(state, tmp_path / "tf1_dump.safetensors")
+    reference = tf1_converted["classifier"]
+    args = ["doctor", str(tmp_path / "tf1_dump.safetensors"), "--model", str(reference)]
+    code, out, err = run_cli([*args, "--json"])
+    report = json.loads(out)
+    assert code == 0, err
+    assert report["verdict"] == "loads after repair" and report["repairs_used"].keys() == {
+        "tf-names"
+    }
+    code, _, err = run_cli([*args, "--fix", str(tmp_path / "fixed")])
+    assert code == 0, err
+    fixed = load_file(str(tmp_path / "fixed" / "model.safetensors"))
+    expected = load_file(str(reference / "model.safetensors"))
+    assert fixed.keys() == expected.keys()
+    assert all(torch.equal(fixed[k], expected[k]) for k in expected)

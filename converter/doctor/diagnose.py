@@ -119,8 +119,15 @@ def _table_rules(target: Target, book: RepairBook) -> dict[str, list]:
     target's architecture in that repair's layouts."""
     model_type = str(target.config.get("model_type"))
     tables = [load_table(name) for name in table_names()]
+    known = {t.layout for t in tables}
     rules: dict[str, list] = {}
     for repair in book.repairs:
+        unknown = sorted(set(repair.layouts) - known)
+        if unknown:  # a misspelt layout would silently leave its names unrepaired
+            raise MappingTableError(
+                f"mappings/doctor/repairs.yaml: repair {repair.name} names unknown layout(s) "
+                f"{unknown}; the tables' layouts are {sorted(known)}"
+            )
         if repair.kind == "tf_table":
             rules[repair.name] = [
                 (r.src, r.dst, r.ops)
