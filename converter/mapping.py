@@ -19,6 +19,7 @@ import yaml
 
 from .errors import InputError, MappingTableError
 from .ops import Op, build_op
+from .verify.reference_spec import check_reference, merge_references
 
 PLACEHOLDER = re.compile(r"\{(_?)([A-Z])\}")
 
@@ -42,7 +43,8 @@ TOP_KEYS = {
     "source_config",
     "source_notes",
     "keep_source_config",
-    "runner",
+    "runner",  # older spelling of reference.runner
+    "reference",
 }
 GROUP_KEYS = {"rules", "duplicates", "ties", "synthesize"}
 RULE_KEYS = {"src", "dst", "ops", "shape", "note"}
@@ -212,7 +214,7 @@ class Table:
     # What the architecture family's checkpoints use for values weights cannot show (eps,
     # activation, pad id), for a checkpoint that comes without any config (`tf2pt doctor`).
     family_defaults: dict[str, Any] = field(default_factory=dict)
-    runner: str = ""  # the TF reference for parity, when the layout has several (TF2 sources)
+    reference: dict[str, Any] = field(default_factory=dict)  # verify/reference_spec.py
 
     def serves(self, name: str) -> bool:
         """`name` (an --arch or a config's model_type) is this table's architecture."""
@@ -322,6 +324,7 @@ def _merge(parent: dict, child: dict) -> dict:
     for key in ("groups", "heads", "config_defaults", "family_defaults", "placeholders"):
         merged[key] = {**(parent.get(key) or {}), **(child.get(key) or {})}
     merged["ignore"] = list(parent.get("ignore") or []) + list(child.get("ignore") or [])
+    merged["reference"] = merge_references(parent.get("reference"), child.get("reference"))
     merged["extends"] = child["extends"]  # the direct parent, kept for `archs` and selection
     return merged
 
@@ -339,6 +342,8 @@ def _raw(name: str, directory: Path, seen: tuple[str, ...] = ()) -> dict:
     _check_keys(str(path), data, TOP_KEYS, {"schema"})
     if data["schema"] != 1:
         raise MappingTableError(f"{path}: unsupported schema {data['schema']} (this tool reads 1)")
+    if "runner" in data:
+        data["reference"] = {"runner": data.pop("runner"), **(data.get("reference") or {})}
     if "extends" in data:
         return _merge(_raw(data["extends"], directory, (*seen, name)), data)
     return data
@@ -401,7 +406,7 @@ def parse_table(name: str, data: dict) -> Table:
         extends=str(data.get("extends") or ""),
         keep_source_config=bool(data.get("keep_source_config", False)),
         family_defaults=_family_defaults(f"{where}: family_defaults", data.get("family_defaults")),
-        runner=str(data.get("runner") or ""),
+        reference=check_reference(where, data.get("reference"), set(heads)),
         source_config={
             k: _source_config_entry(f"{where}: source_config.{k}", v)
             for k, v in (data.get("source_config") or {}).items()
