@@ -145,22 +145,23 @@ heads:
         - {add_bias: cls/seq_relationship/output_bias}
 """
 
+LAYER = r"albert/encoder/.*albert_layers_\._0/"  # transformers' one shared ALBERT layer
 ALBERT_NAMES = [  # transformers' TFAlbert* name → google-research/albert's (T: stored transposed)
     (r"albert/embeddings/(\w+)_embeddings/(weight|embeddings)", r"bert/embeddings/\1_embeddings"),
     (r"albert/embeddings/LayerNorm/(\w+)", r"bert/embeddings/LayerNorm/\1"),
-    (r"albert/encoder/embedding_hidden_mapping_in/(\w+)", r"bert/encoder/embedding_hidden_mapping_in/\1"),
-    (r"albert/encoder/.*albert_layers_\._0/attention/(query|key|value)/(\w+)", r"G/attention_1/self/\1/\2"),
-    (r"albert/encoder/.*albert_layers_\._0/attention/dense/(\w+)", r"G/attention_1/output/dense/\1"),
-    (r"albert/encoder/.*albert_layers_\._0/attention/LayerNorm/(\w+)", r"G/LayerNorm/\1"),
-    (r"albert/encoder/.*albert_layers_\._0/ffn/(\w+)", r"G/ffn_1/intermediate/dense/\1"),
-    (r"albert/encoder/.*albert_layers_\._0/ffn_output/(\w+)", r"G/ffn_1/intermediate/output/dense/\1"),
-    (r"albert/encoder/.*albert_layers_\._0/full_layer_layer_norm/(\w+)", r"G/LayerNorm_1/\1"),
+    (r"albert/(encoder/embedding_hidden_mapping_in/\w+)", r"bert/\1"),
+    (LAYER + r"attention/(query|key|value)/(\w+)", r"G/attention_1/self/\1/\2"),
+    (LAYER + r"attention/dense/(\w+)", r"G/attention_1/output/dense/\1"),
+    (LAYER + r"attention/LayerNorm/(\w+)", r"G/LayerNorm/\1"),
+    (LAYER + r"ffn/(\w+)", r"G/ffn_1/intermediate/dense/\1"),
+    (LAYER + r"ffn_output/(\w+)", r"G/ffn_1/intermediate/output/dense/\1"),
+    (LAYER + r"full_layer_layer_norm/(\w+)", r"G/LayerNorm_1/\1"),
     (r"albert/pooler/(\w+)", r"bert/pooler/dense/\1"),
     (r"predictions/decoder/bias", r"cls/predictions/output_bias"),
     (r"predictions/(dense|LayerNorm)/(\w+)", r"cls/predictions/transform/\1/\2"),
     (r"sop_classifier/classifier/kernel", r"T:cls/seq_relationship/output_weights"),
     (r"sop_classifier/classifier/bias", r"cls/seq_relationship/output_bias"),
-]  # fmt: skip
+]
 
 ELECTRA_REFERENCE = """
 runner: tf1-encoder
@@ -213,12 +214,12 @@ heads:
 
 ELECTRA_NAMES = {  # per model: transformers' TFElectra* name → google-research/electra's
     "discriminator": [
-        (r"electra/embeddings/(\w+)_embeddings/(weight|embeddings)", r"electra/embeddings/\1_embeddings"),
+        (r"electra/embeddings/(\w+_embeddings)/(weight|embeddings)", r"electra/embeddings/\1"),
         (r"electra/embeddings/LayerNorm/(\w+)", r"\g<0>"),
         (r"electra/embeddings_project/(\w+)", r"\g<0>"),
         (r"electra/encoder/layer_\._(\d+)/(.*)", r"electra/encoder/layer_\1/\2"),
         (r"discriminator_predictions/dense/(\w+)", r"\g<0>"),
-        (r"discriminator_predictions/dense_prediction/(\w+)", r"discriminator_predictions/dense_1/\1"),
+        (r"(discriminator_predictions)/dense_prediction/(\w+)", r"\1/dense_1/\2"),
     ],
     "generator": [
         (r"electra/embeddings_project/(\w+)", r"generator/embeddings_project/\1"),
@@ -275,7 +276,8 @@ def _assert_same(ours: dict, theirs, names: dict[str, str], batch) -> None:
     hidden = theirs.hidden_states
     assert len([k for k in ours if k.startswith("hidden_states")]) == len(hidden)
     for i, h in enumerate(hidden):
-        np.testing.assert_allclose(ours[f"hidden_states[{i}]"][mask], np.asarray(h)[mask], atol=1e-5)
+        ours_h = ours[f"hidden_states[{i}]"]
+        np.testing.assert_allclose(ours_h[mask], np.asarray(h)[mask], atol=1e-5)
     for our_name, their_name in names.items():
         np.testing.assert_allclose(ours[our_name], np.asarray(theirs[their_name]), atol=1e-5)
 
