@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from converter.mapping import _raw as raw_table
-from converter.mapping import parse_table, tables_dir
+from converter.tables import parse_table, raw_table, tables_dir
 from tests.golden.expand import GOLDEN, expand_all, expand_table
 
 GOLDEN_TABLES = json.loads(GOLDEN.read_text())
@@ -30,5 +29,5 @@ def test_a_one_character_change_to_a_table_breaks_the_golden_match(tmp_path):
     assert "LayerNorm/gamma" in text or "LayerNorm" in text
     changed = text.replace("LayerNorm", "LayerNorn", 1)
     (tmp_path / "bert-tf1.yaml").write_text(changed)
-    table = parse_table("bert-tf1", raw_table("bert-tf1", tmp_path))
+    table = parse_table("bert-tf1", raw_table("bert-tf1", tmp_path), tmp_path)
     assert expand_table(table) != GOLDEN_TABLES["bert-tf1"]
