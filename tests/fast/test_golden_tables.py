@@ -3,6 +3,7 @@ each head of each table expands to the golden per-tensor rules (tests/golden/tab
 
 from __future__ import annotations
 
+import difflib
 import json
 
 import pytest
@@ -13,9 +14,15 @@ from tests.golden.expand import GOLDEN, expand_all, expand_table
 GOLDEN_TABLES = json.loads(GOLDEN.read_text())
 
 
+def _lines(expanded: dict) -> list[str]:
+    return json.dumps(expanded, indent=1, sort_keys=True).splitlines()
+
+
 @pytest.mark.parametrize("name", sorted(GOLDEN_TABLES))
 def test_table_expands_to_its_golden_rules(name):
-    assert expand_all([name])[name] == GOLDEN_TABLES[name]
+    got = expand_all([name])[name]
+    diff = difflib.unified_diff(_lines(GOLDEN_TABLES[name]), _lines(got), "golden", name, n=2)
+    assert got == GOLDEN_TABLES[name], "\n".join(list(diff)[:60])
 
 
 def test_a_one_character_change_to_a_table_breaks_the_golden_match(tmp_path):
