@@ -281,6 +281,7 @@ def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
             for n in data.get("source_notes") or []
         ),
         reference=dict(data.get("reference") or {}),
+        config_guesses=dict(data.get("config_guesses") or {}),
         compiled_heads={
             h: CompiledHead.of([groups[g] for g in head.groups], head.ignore + ignore)
             for h, head in heads.items()

@@ -182,6 +182,7 @@ class Table:
     runner: str = ""  # the TF reference for parity, when the layout has several (TF2 sources)
     # The TF reference for parity, as declared (validated by the verify side, not here).
     reference: dict[str, Any] = field(default_factory=dict)
+    config_guesses: dict[str, Any] = field(default_factory=dict)  # for config-less checkpoints
     # Each head's groups flattened once, at load: what the planner matches tensors against.
     compiled_heads: dict[str, CompiledHead] = field(default_factory=dict, compare=False, repr=False)
 

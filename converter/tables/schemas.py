@@ -115,6 +115,8 @@ def table_schema(kinds: tuple[str, ...]) -> Obj:
             "ignore": ListOf(IGNORE),
             "runner": str,
             "reference": MapOf(ANY),  # the verify side validates its contents
+            # How a config-less checkpoint's unseen values are guessed (read by the doctor)
+            "config_guesses": MapOf(MapOf(ANY)),
         },
         frozenset({"schema"}),
     )

@@ -21,10 +21,11 @@ def _fit(table: Table, names: list[str]) -> tuple[int, int]:
     return len(names) - mapped - ignored, mapped
 
 
-def _needs_config(table: Table) -> bool:
+def _needs_config(table: Table, by_name: dict[str, Table]) -> bool:
     """A variant of another layout's table (a Keras save_weights checkpoint of a transformers
     class) takes its sizes from that class's config.json: it is never chosen without one."""
-    return bool(table.extends) and load_table(table.extends).layout != table.layout
+    parent = by_name.get(table.extends) if table.extends else None
+    return parent is not None and parent.layout != table.layout
 
 
 def _select_by_fit(layout: str, tables: list[Table], names: list[str]) -> Table:
@@ -74,15 +75,21 @@ def _refuse_variant_without_config(
 
 
 def select_table(
-    layout: str, model_type: str | None, arch: str | None = None, names: list[str] | None = None
+    layout: str,
+    model_type: str | None,
+    arch: str | None = None,
+    names: list[str] | None = None,
+    tables: list[Table] | None = None,
 ) -> Table:
     """The table for this layout whose architecture (or accepted model_types) fits; without a
     config naming one, the layout's only table, or (given the source's tensor `names`) the
-    table that fits them."""
+    table that fits them. `tables`: the candidates (default: every shipped table)."""
     wanted = arch or model_type
-    tables = [load_table(n) for n in table_names()]
+    if tables is None:
+        tables = [load_table(n) for n in table_names()]
+    by_name = {t.name: t for t in tables}
     if wanted is None:  # no config names it (a TF1 checkpoint): the layout's own architecture
-        of_layout = [t for t in tables if t.layout == layout and not _needs_config(t)]
+        of_layout = [t for t in tables if t.layout == layout and not _needs_config(t, by_name)]
         if len(of_layout) == 1:
             return of_layout[0]
         if names is not None and of_layout:
