@@ -12,13 +12,13 @@ from pathlib import Path
 import click
 
 from . import __version__, api
+from .accounting_text import accounting_table
 from .convert import (
     ConvertOptions,
     analyse,
 )
 from .errors import BatchError, InputError, Tf2ptError, UsageError
 from .mapping import load_table, table_names
-from .plan import accounting_table
 from .writer import json_text
 
 SIZE_UNITS = {

@@ -3,18 +3,17 @@
 Source tensors are mapped (to exactly one target), duplicates (a stored copy of another source
 tensor, checked equal when written), ignored (by a table rule with a reason) or unexpected.
 Target parameters are produced, tied, synthesized (with a reason) or missing. Shapes are checked
-against the shapes the config implies, after the rule's declared ops. The plan is pure data; the
-writer carries it out.
+against the shapes the config implies, after the rule's declared ops. The plan is pure data:
+`enforce` refuses an unclean one, `accounting_text` shows it, the writer carries it out.
 """
 
 from __future__ import annotations
 
-import difflib
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import AccountingError, ConfigConflictError, InputError, MappingTableError, UsageError
+from .errors import InputError, MappingTableError, UsageError
 from .mapping import Pattern, ShapeSpec, Table
 from .ops import Op, OpShapeError, chain_shape
 from .readers.base import Source, SourceTensor
@@ -144,10 +143,6 @@ def _expand(pattern: Pattern, table: Table, dims: dict[str, Any]) -> list[tuple[
         values = dict(zip(names, combo, strict=True))
         out.append((pattern.fill(values), values))
     return out
-
-
-def _closest(name: str, pool: list[str]) -> tuple[str, ...]:
-    return tuple(difflib.get_close_matches(name, pool, n=3, cutoff=0.5))
 
 
 def _conflicts(spec: ShapeSpec, got: Shape, dims: dict[str, Any]) -> tuple:
@@ -294,93 +289,3 @@ def choose_head(source: Source, table: Table, dims: dict[str, Any], requested: s
         )
     # Nothing fits: report against the closest head so the table names what is wrong.
     return min(plans.values(), key=lambda p: (len(p.unexpected) + len(p.missing), p.head))
-
-
-def _fmt_shape(shape: Shape | None) -> str:
-    return "?" if shape is None else "[" + ", ".join(map(str, shape)) + "]"
-
-
-def accounting_table(plan: Plan) -> str:
-    """A human table of every unexpected, missing and mismatched tensor, with the closest names
-    on the other side (computed here, only when there is something to show)."""
-    lines = []
-    unplaced_sources = [u.name for u in plan.unexpected]
-    for u in plan.unexpected:
-        closest = _closest(u.name, plan.expected_sources)
-        near = f"  did you mean: {', '.join(closest)}" if closest else ""
-        lines.append(f"  unexpected  {u.name} {_fmt_shape(u.shape)}{near}")
-    for u in plan.missing:
-        closest = _closest(u.expected_source, unplaced_sources)
-        near = f"  closest unplaced source: {', '.join(closest)}" if closest else ""
-        lines.append(f"  missing     {u.name} (from source '{u.expected_source}'){near}")
-    for m in plan.mismatched:
-        lines.append(
-            f"  mismatched  {m.src} → {m.dst}: got {_fmt_shape(m.got)} ({m.note}), "
-            f"expected {_fmt_shape(m.expected)}"
-        )
-    return "\n".join(lines)
-
-
-def check_layer_counts(source: Source, plan: Plan) -> None:
-    """The config's layer count must equal the number of layers stored in the weights."""
-    table = plan.table
-    rules = [r for g in table.head_groups(plan.head) for r in g.rules]
-    for name, key in table.placeholders.items():
-        seen = {
-            v[name]
-            for t in source.tensors
-            for r in rules
-            if name in r.src.placeholders and (v := r.src.match(t.name)) is not None
-        }
-        stored = max(seen) + 1 if seen else 0
-        if stored and stored != int(plan.dims.get(key, 0)):
-            raise ConfigConflictError(
-                f"config says {key}={plan.dims.get(key)} but the weights hold {stored} layers",
-                source.config_path or source.path,
-                f'set "{key}": {stored} in config.json',
-            )
-
-
-def enforce(source: Source, plan: Plan) -> None:
-    """Raise unless every tensor is accounted for with the right shape."""
-    check_layer_counts(source, plan)
-    if plan.unexpected or plan.missing:
-        parts = []
-        if plan.unexpected:
-            first = plan.unexpected[0]
-            parts.append(
-                f"{len(plan.unexpected)} unexpected source tensor(s), e.g. '{first.name}' "
-                f"{_fmt_shape(first.shape)}"
-            )
-        if plan.missing:
-            parts.append(
-                f"{len(plan.missing)} missing target parameter(s), e.g. '{plan.missing[0].name}'"
-            )
-        raise AccountingError(
-            f"cannot account for every weight as {plan.class_name}: " + "; ".join(parts),
-            source.path,
-            "see the table above; pass --head if the head was mis-detected",
-            details=accounting_table(plan),
-        )
-    if plan.mismatched:
-        explained = [m for m in plan.mismatched if m.conflicts]
-        if len(explained) == len(plan.mismatched):
-            key, config_value, weight_value = explained[0].conflicts[0]
-            hint = (
-                f"pass --num-labels {weight_value} to trust the weights (id2label is rewritten)"
-                if key == "num_labels"
-                else f'fix config.json ("{key}": {weight_value}) to match the weights'
-            )
-            raise ConfigConflictError(
-                f"config says {key}={config_value} but {explained[0].dst} implies "
-                f"{key}={weight_value}",
-                source.config_path or source.path,
-                hint,
-                details=accounting_table(plan),
-            )
-        raise AccountingError(
-            f"{len(plan.mismatched)} tensor(s) do not have the shape {plan.class_name} needs",
-            source.path,
-            "see the table above",
-            details=accounting_table(plan),
-        )
