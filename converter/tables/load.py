@@ -74,6 +74,16 @@ def _included_groups(directory: Path, names: list[str], where: str) -> dict[str,
     return groups
 
 
+def _with_included(directory: Path, data: dict, where: str) -> dict:
+    """The table with its `include:`d groups under its own (a group it writes itself wins)."""
+    if "include" not in data:
+        return data
+    data = dict(data)
+    included = _included_groups(directory, data.pop("include"), where)
+    data["groups"] = {**included, **(data.get("groups") or {})}
+    return data
+
+
 def _merge(parent: dict, child: dict) -> dict:
     """`extends:` semantics: child keys win; groups and heads merge by name; ignore appends."""
     merged = {**parent, **child}
@@ -95,9 +105,7 @@ def raw_table(name: str, directory: Path, seen: tuple[str, ...] = ()) -> dict:
     data = dict(load_yaml(path, table_schema(tuple(kinds_of(directory).kinds))))
     if data["schema"] != 1:
         raise MappingTableError(f"{path}: unsupported schema {data['schema']} (this tool reads 1)")
-    if "include" in data:
-        included = _included_groups(directory, data.pop("include"), str(path))
-        data["groups"] = {**included, **(data.get("groups") or {})}
+    data = _with_included(directory, data, str(path))
     if "extends" in data:
         return _merge(raw_table(data["extends"], directory, (*seen, name)), data)
     return data
@@ -226,6 +234,7 @@ def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
     directory = directory or tables_dir()
     kinds = kinds_of(directory)
     validate(where, data, table_schema(tuple(kinds.kinds)))
+    data = _with_included(directory, data, where)
     missing = [k for k in REQUIRED if k not in data]
     if missing:
         raise MappingTableError(f"{where}: missing key(s) {', '.join(missing)}")
