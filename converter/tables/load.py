@@ -91,7 +91,8 @@ def _merge(parent: dict, child: dict) -> dict:
     for key in ("groups", "heads", "config_defaults", "family_defaults", "placeholders"):
         merged[key] = {**(parent.get(key) or {}), **(child.get(key) or {})}
     merged["ignore"] = list(parent.get("ignore") or []) + list(child.get("ignore") or [])
-    merged["reference"] = merge_references(parent.get("reference"), child.get("reference"))
+    if parent.get("reference") or child.get("reference"):
+        merged["reference"] = merge_references(parent.get("reference"), child.get("reference"))
     merged["extends"] = child["extends"]  # the direct parent, kept for `archs` and selection
     return merged
 
