@@ -20,6 +20,7 @@ from converter import mapping, table_config
 from converter.errors import MappingTableError
 from converter.fates import SourceFate, TargetFate
 from converter.mapping import parse_table
+from converter.tables import load as table_loader
 
 from .conftest import run_cli
 
@@ -141,7 +142,7 @@ def with_distil_table(tmp_path, monkeypatch):
     tables = tmp_path / "mappings"
     shutil.copytree(mapping.tables_dir(), tables)
     (tables / "distilbert-test.yaml").write_text(yaml.safe_dump(distil_table_data()))
-    monkeypatch.setattr(mapping, "tables_dir", lambda: tables)
+    monkeypatch.setattr(table_loader, "tables_dir", lambda: tables)
     mapping.load_table.cache_clear()
     table_config.target_rules.cache_clear()
     yield
