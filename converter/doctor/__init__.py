@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ..fates import SourceFate
 from .checkpoint import Checkpoint, open_checkpoint
-from .diagnose import Diagnosis, diagnose, load_repairs
+from .diagnose import Diagnosis, diagnose
+from .repairs import load_repairs
 from .target import Target, base_config, build_target, candidate_classes
 
 

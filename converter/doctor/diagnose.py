@@ -9,134 +9,24 @@ re-initialised (`--drop-head`) or missing (would stay random). The repairs are d
 from __future__ import annotations
 
 import difflib
-import itertools
-import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from functools import cache
 from typing import Any
 
-from ..errors import MappingTableError, UsageError
+from ..errors import UsageError
 from ..fates import SourceFate
-from ..mapping import load_table, table_names, tables_dir
+from ..mapping import load_table, table_names
 from ..ops import Op, OpShapeError, chain_shape
-from ..table_config import POSITIONS_KEY, layer_of, target_rule, target_rules
-from ..tables.schema import load_yaml
-from ..tables.schemas import REPAIRS
+from ..table_config import layer_of, target_rules
 from .checkpoint import Checkpoint
+from .meaning import mismatch_meaning
+from .repairs import RepairBook, candidates, load_repairs, table_rules
 from .target import Target
-
-MAX_REPAIRS_PER_KEY = 3
-REPAIR_KINDS = {"strip_prefix", "add_prefix", "rename_suffix", "tf_table"}
 
 CLEAN = "loads cleanly"
 REPAIRED = "loads after repair"
 ASSUMED = "loads after repair, with an assumed config"
 LOSSY = "cannot load without losing weights"
-
-
-@dataclass(frozen=True)
-class Repair:
-    name: str
-    kind: str
-    reason: str
-    prefix: str = ""
-    old: str = ""
-    new: str = ""
-    # (regex, replacement) applied to a key before a table matches it
-    normalise: tuple[tuple[str, str], ...] = ()
-    layouts: tuple[str, ...] = ()  # the source layouts whose tables a tf_table repair uses
-
-
-@dataclass(frozen=True)
-class Ignore:
-    pattern: re.Pattern
-    reason: str
-
-
-@dataclass(frozen=True)
-class RepairBook:
-    repairs: tuple[Repair, ...]
-    ignore: tuple[Ignore, ...]
-    drop_with_head: tuple[re.Pattern, ...]
-    containers: tuple[str, ...]
-    trainers: tuple[dict[str, Any], ...]  # training checkpoints named by a marker key
-
-
-def _normalise(where: str, items: Any) -> tuple[tuple[str, str], ...]:
-    """Each item is a regex to delete, or {regex: replacement}."""
-    pairs = []
-    for item in items or ():
-        entries = item.items() if isinstance(item, dict) else [(item, "")]
-        for pattern, replacement in entries:
-            try:
-                re.compile(pattern)
-            except (re.error, TypeError) as exc:
-                bad = f"{where}: bad normalise regex {pattern!r} ({exc})"
-                raise MappingTableError(bad) from None
-            pairs.append((str(pattern), str(replacement)))
-    return tuple(pairs)
-
-
-@cache
-def load_repairs() -> RepairBook:
-    path = tables_dir() / "doctor" / "repairs.yaml"
-    data = load_yaml(path, REPAIRS)
-    repairs = []
-    for i, r in enumerate(data.get("repairs") or []):
-        if r.get("kind") not in REPAIR_KINDS or not r.get("name") or not r.get("reason"):
-            raise MappingTableError(f"{path}: repairs[{i}] needs name, reason and a known kind")
-        repairs.append(
-            Repair(
-                r["name"],
-                r["kind"],
-                r["reason"],
-                r.get("prefix", ""),
-                r.get("from", ""),
-                r.get("to", ""),
-                _normalise(f"{path}: repairs[{i}]", r.get("normalise")),
-                tuple(r.get("layouts") or ()),
-            )
-        )
-    try:
-        ignore = tuple(
-            Ignore(re.compile(i["pattern"]), i["reason"]) for i in data.get("ignore") or []
-        )
-        droppable = tuple(re.compile(p) for p in data.get("drop_with_head") or [])
-    except (KeyError, TypeError, re.error) as exc:
-        raise MappingTableError(f"{path}: bad ignore or drop_with_head entry ({exc})") from None
-    return RepairBook(
-        tuple(repairs),
-        ignore,
-        droppable,
-        tuple(data.get("containers") or ()),
-        tuple(data.get("trainers") or ()),
-    )
-
-
-def _table_rules(target: Target, book: RepairBook) -> dict[str, list]:
-    """Per tf_table repair: (src pattern, dst pattern, ops) from the conversion tables of the
-    target's architecture in that repair's layouts."""
-    model_type = str(target.config.get("model_type"))
-    tables = [load_table(name) for name in table_names()]
-    known = {t.layout for t in tables}
-    rules: dict[str, list] = {}
-    for repair in book.repairs:
-        unknown = sorted(set(repair.layouts) - known)
-        if unknown:  # a misspelt layout would silently leave its names unrepaired
-            raise MappingTableError(
-                f"mappings/doctor/repairs.yaml: repair {repair.name} names unknown layout(s) "
-                f"{unknown}; the tables' layouts are {sorted(known)}"
-            )
-        if repair.kind == "tf_table":
-            rules[repair.name] = [
-                (r.src, r.dst, r.ops)
-                for t in tables
-                if t.serves(model_type) and t.layout in repair.layouts
-                for g in t.groups.values()
-                for r in g.rules
-            ]
-    return rules
 
 
 def synthesized_by_tables(target: Target, layouts: set[str]) -> dict[str, tuple[str, str]]:
@@ -152,23 +42,6 @@ def synthesized_by_tables(target: Target, layouts: set[str]) -> dict[str, tuple[
                     for key in (s.dst.text, s.dst.text.removeprefix(target.base_prefix + ".")):
                         found.setdefault(key, (s.fill, s.reason))
     return found
-
-
-def _apply(repair: Repair, key: str, base: str, tf_rules) -> tuple[str, tuple[Op, ...]] | None:
-    prefix = repair.prefix.replace("{base}", base)
-    if repair.kind == "strip_prefix":
-        return (key.removeprefix(prefix), ()) if key.startswith(prefix) else None
-    if repair.kind == "add_prefix":
-        return (prefix + key, ()) if not key.startswith(prefix) else None
-    if repair.kind == "rename_suffix":
-        return (key.removesuffix(repair.old) + repair.new, ()) if key.endswith(repair.old) else None
-    for pattern, replacement in repair.normalise:  # tf_table
-        key = re.sub(pattern, replacement, key)
-    for src, dst, ops in tf_rules[repair.name]:
-        values = src.match(key)
-        if values is not None:
-            return dst.fill(values), ops
-    return None
 
 
 @dataclass
@@ -257,80 +130,13 @@ def missing_by_layer(missing: list[str], arch: str) -> dict[str, int]:
     return dict(groups)
 
 
-def _meaning(key: str, got: tuple[int, ...], want: tuple[int, ...], target: Target) -> str:
-    labels = len(target.config.get("id2label") or {}) or target.config.get("num_labels")
-    if target.is_head(key) and got[1:] == want[1:] and want[:1] == (labels,):
-        return (
-            f"{key.rsplit('.', 1)[0]}: checkpoint has {got[0]} labels, model has {want[0]} — "
-            f"pass --num-labels {got[0]} or re-initialise the head with --drop-head"
-        )
-    differing = _differing_key(key, got, want, str(target.config.get("model_type")))
-    if differing is not None:
-        config_key, offset = differing
-        if offset and config_key == POSITIONS_KEY:
-            return _position_meaning(got[0], want[0], offset)
-        size = got[[d for d in range(len(got)) if got[d] != want[d]][0]]
-        return (
-            f"{config_key} differs: the checkpoint's {list(got)} needs {config_key}={size}, "
-            f"the model has {list(want)} — use the checkpoint's config or pass --set "
-            f"{config_key}={size}"
-        )
-    if tuple(reversed(got)) == want and got != want:
-        return f"stored transposed ({list(got)}): a TF/Keras kernel saved without its transpose"
-    return f"checkpoint {list(got)} vs model {list(want)}"
-
-
-def _differing_key(
-    key: str, got: tuple[int, ...], want: tuple[int, ...], arch: str
-) -> tuple[str, int] | None:
-    """(the config key whose value explains the mismatch, its table's position offset), when
-    exactly one axis differs and the table's shape spec names it."""
-    try:
-        hit = target_rule(key, target_rules(arch))
-    except UsageError:  # a model type no table serves
-        return None
-    if hit is None or not (len(got) == len(want) == len(hit[0].spec)):
-        return None
-    spec = hit[0].spec
-    axes = [d for d in range(len(got)) if got[d] != want[d]]
-    if len(axes) != 1 or not isinstance(spec[axes[0]], str):
-        return None
-    return str(spec[axes[0]]), hit[0].position_offset
-
-
-def _position_meaning(got: int, want: int, offset: int) -> str:
-    def rows(n: int) -> str:
-        return f"{n} rows = {n - offset} positions + {offset} offset rows"
-
-    return (
-        f"position table differs: checkpoint has {rows(got)}, model {rows(want)} (position ids "
-        f"start at pad_token_id + 1) — the checkpoint takes inputs of up to {got - offset} "
-        f"tokens; pass --set {POSITIONS_KEY}={got} or use the checkpoint's config"
-    )
-
-
-def _candidates(key: str, book: RepairBook, base: str, tf_rules):
-    """(model key, repairs used, ops), fewest repairs first, in the book's order."""
-    for size in range(1, MAX_REPAIRS_PER_KEY + 1):
-        for combo in itertools.combinations(book.repairs, size):
-            current, ops, ok = key, (), True
-            for repair in combo:
-                step = _apply(repair, current, base, tf_rules)
-                if step is None:
-                    ok = False
-                    break
-                current, ops = step[0], ops + step[1]
-            if ok:
-                yield current, [r.name for r in combo], ops
-
-
 def _match(name: str, shape, target: Target, book: RepairBook, tf_rules, taken):
     """(fate, ops): the model key a checkpoint key fills, as is or after the fewest repairs."""
     if name in target.params and name not in taken:
         hit = (name, [], ())
     else:
-        candidates = _candidates(name, book, target.base_prefix, tf_rules)
-        hit = next((c for c in candidates if c[0] in target.params and c[0] not in taken), None)
+        found = candidates(name, book, target.base_prefix, tf_rules)
+        hit = next((c for c in found if c[0] in target.params and c[0] not in taken), None)
     if hit is None:
         return KeyFate(name, list(shape), SourceFate.UNEXPECTED), ()
     dst, repairs, key_ops = hit
@@ -344,7 +150,7 @@ def _match(name: str, shape, target: Target, book: RepairBook, tf_rules, taken):
         got = tuple(shape)
     want = target.params[dst]
     if got != want:
-        fate.fate, fate.meaning = SourceFate.MISMATCHED, _meaning(dst, got, want, target)
+        fate.fate, fate.meaning = SourceFate.MISMATCHED, mismatch_meaning(dst, got, want, target)
     elif dst in target.tied:
         fate.fate = SourceFate.TIED
         fate.meaning = f"tied to {target.tied[dst]}: the model keeps that tensor's values"
@@ -364,7 +170,7 @@ def diagnose(
     checkpoint: Checkpoint, target: Target, drop_head: bool, choices: dict[str, Any]
 ) -> Diagnosis:
     book = load_repairs()
-    tf_rules = _table_rules(target, book)
+    tf_rules = table_rules(str(target.config.get("model_type")), book)
     taken: dict[str, str] = {}  # model key → checkpoint key filling it
     ops: dict[str, tuple[Op, ...]] = {}
     used: dict[str, str] = {}
