@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import UsageError
-from ..fates import SourceFate
+from ..fates import SourceFate, TargetFate
 from ..mapping import load_table, table_names
 from ..ops import Op, OpShapeError, chain_shape
 from ..table_config import layer_of, target_rules
@@ -104,13 +104,13 @@ class Diagnosis:
             "verdict": self.verdict,
             "counts": dict(Counter(k.fate for k in self.keys)),
             "keys": [asdict(k) for k in self.keys],
-            "missing": self.missing,
+            TargetFate.MISSING: self.missing,
             "missing_by_layer": self.missing_by_layer,
-            "reinitialised": self.reinitialised,
-            "synthesized": self.synthesized,
+            TargetFate.REINITIALISED: self.reinitialised,
+            TargetFate.SYNTHESIZED: self.synthesized,
             "assumed": self.assumed,
             "family_defaults": self.family,
-            "tied": self.tied,
+            TargetFate.TIED: self.tied,
             "repairs_used": self.repairs_used,
             "notes": self.notes,
             "choices": self.choices,
