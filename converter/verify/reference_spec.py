@@ -107,8 +107,10 @@ def _known(where: str, data: dict, allowed: set[str] | frozenset[str]) -> None:
         )
 
 
-def merge_references(parent: dict | None, child: dict | None) -> dict:
+def merge_references(parent: dict | None, child: dict | None) -> dict | None:
     """`extends:`: the child's keys win; `heads:` merge by head name."""
+    if parent is None and child is None:
+        return None
     parent, child = parent or {}, child or {}
     merged = {**parent, **child}
     if "heads" in parent or "heads" in child:
