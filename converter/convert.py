@@ -65,10 +65,12 @@ def open_with_table(src: str | Path, arch: str | None) -> tuple[Source, Table]:
 
 
 def plan_source(source: Source, table: Table, options: ConvertOptions) -> Analysis:
-    config = source_hf_config(source, table)
+    config = source_hf_config(source, table, options.head)
     dims = resolve_dims(config, table, options.num_labels)
     plan = choose_head(source, table, dims, options.head)
-    plan.notes += source_notes(source, table) + translation_notes(source, table, config)
+    plan.notes += source_notes(source, table) + translation_notes(
+        source, table, config, options.head
+    )
     return Analysis(source, plan, config)
 
 

@@ -165,8 +165,7 @@ def _conflicts(spec: ShapeSpec, got: Shape, dims: dict[str, Any]) -> tuple:
     return tuple(out)
 
 
-def _match_one(name: str, patterns: list[tuple[Pattern, Any]], table: Table):
-    hits = [(obj, v) for p, obj in patterns if (v := p.match(name)) is not None]
+def _one(name: str, hits: list, table: Table):
     if len(hits) > 1:
         raise MappingTableError(
             f"mappings/{table.name}.yaml: source '{name}' matches {len(hits)} rules"
@@ -175,17 +174,16 @@ def _match_one(name: str, patterns: list[tuple[Pattern, Any]], table: Table):
 
 
 def plan_head(source: Source, table: Table, head: str, dims: dict[str, Any]) -> Plan:
-    """Account for every tensor under one head's rules. Never raises for accounting problems."""
+    """Account for every tensor under one head's rules (compiled once with the table). Never
+    raises for accounting problems."""
     plan = Plan(table=table, head=head, dims=dims)
-    groups = table.head_groups(head)
-    rules = [(r.src, r) for g in groups for r in g.rules]
-    dups = [(d.src, d) for g in groups for d in g.duplicates]
+    compiled = table.compiled(head)
     present = {t.name for t in source.tensors}
     produced: set[str] = set()
     unexpected: list[SourceTensor] = []
 
     for tensor in source.tensors:
-        rule, values = _match_one(tensor.name, rules, table)
+        rule, values = _one(tensor.name, compiled.rules_for(tensor.name), table)
         if rule is not None:
             out_of_range = [
                 k for k, v in values.items() if v >= int(dims.get(table.placeholders[k], 0))
@@ -213,37 +211,34 @@ def plan_head(source: Source, table: Table, head: str, dims: dict[str, Any]) -> 
                 )
             produced.add(dst)
             continue
-        dup, values = _match_one(tensor.name, dups, table)
+        dup, values = _one(tensor.name, compiled.duplicates_for(tensor.name), table)
         if dup is not None and dup.same_as.fill(values) in present:
             plan.duplicates.append(DuplicateCopy(tensor.name, dup.same_as.fill(values)))
             continue
-        reason = next(
-            (i.reason for i in table.ignore if i.pattern.match(tensor.name) is not None), None
-        )
+        reason = compiled.ignore_reason(tensor.name)
         if reason is not None:
             plan.ignored.append(Ignored(tensor.name, tensor.shape, reason))
             continue
         unexpected.append(tensor)
 
     expected_src: dict[str, str] = {}  # target → source name it should come from
-    for group in groups:
-        for rule in group.rules:
-            for dst, values in _expand(rule.dst, table, dims):
-                expected_src[table.target_name(head, dst)] = rule.src.fill(values)
-        for tie in group.ties:
-            for dst, values in _expand(tie.dst, table, dims):
-                plan.tied.append(
-                    TiedTarget(
-                        table.target_name(head, dst),
-                        table.target_name(head, tie.same_as.fill(values)),
-                    )
+    for rule in compiled.rules:
+        for dst, values in _expand(rule.dst, table, dims):
+            expected_src[table.target_name(head, dst)] = rule.src.fill(values)
+    for tie in compiled.ties:
+        for dst, values in _expand(tie.dst, table, dims):
+            plan.tied.append(
+                TiedTarget(
+                    table.target_name(head, dst),
+                    table.target_name(head, tie.same_as.fill(values)),
                 )
-        for syn in group.synthesize:
-            shape = _eval_shape(syn.shape, dims, source.config_path)
-            for dst, _ in _expand(syn.dst, table, dims):
-                plan.synthesized.append(
-                    SynthesizedTarget(table.target_name(head, dst), shape, syn.fill, syn.reason)
-                )
+            )
+    for syn in compiled.synthesize:
+        shape = _eval_shape(syn.shape, dims, source.config_path)
+        for dst, _ in _expand(syn.dst, table, dims):
+            plan.synthesized.append(
+                SynthesizedTarget(table.target_name(head, dst), shape, syn.fill, syn.reason)
+            )
 
     plan.expected_sources = sorted(set(expected_src.values()))
     plan.unexpected = [Unplaced(t.name, t.shape) for t in unexpected]

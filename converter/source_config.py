@@ -36,20 +36,22 @@ def _translate(entry: SourceConfigEntry, value: Any) -> Any:
     return entry.values.get(value, value) if hashable else value
 
 
-def source_hf_config(source: Source, table: Table) -> dict[str, Any]:
+def source_hf_config(source: Source, table: Table, head: str | None = None) -> dict[str, Any]:
     """The source's config in transformers' terms.
 
     HF layouts already use transformers' keys. A foreign layout (keras-hub) declares in its table
     where each value lives; values its own config lacks (a bare `.weights.h5` has none) are read
     from the weights' shapes, and the rules' shape checks then hold the two against each other.
     A layout whose config already uses HF keys (bert_config.json) keeps it and translates only
-    the declared entries (its "gelu" is transformers' gelu_new).
+    the declared entries (its "gelu" is transformers' gelu_new). A requested `head` may say
+    where its own values are (the other model of a two-model checkpoint).
     """
-    if not table.source_config:
+    entries = table.source_config_for(head)
+    if not entries:
         return dict(source.config)
     config: dict[str, Any] = dict(source.config) if table.keep_source_config else {}
     config["model_type"] = table.model_type
-    for hf_key, entry in table.source_config.items():
+    for hf_key, entry in entries.items():
         value = _lookup(source.config, entry.key) if entry.key else None
         if value is None:
             value = _from_weights(entry, source)
@@ -59,10 +61,12 @@ def source_hf_config(source: Source, table: Table) -> dict[str, Any]:
     return config
 
 
-def translation_notes(source: Source, table: Table, config: dict[str, Any]) -> list[str]:
+def translation_notes(
+    source: Source, table: Table, config: dict[str, Any], head: str | None = None
+) -> list[str]:
     """Values the table translated (a TF1 "gelu" is transformers' gelu_new), for the report."""
     notes = []
-    for hf_key, entry in table.source_config.items():
+    for hf_key, entry in table.source_config_for(head).items():
         before = _lookup(source.config, entry.key) if entry.key else None
         if before is not None and _translate(entry, before) != before:
             notes.append(
