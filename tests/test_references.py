@@ -28,6 +28,7 @@ DOCTOR_ONLY = {"fairseq"}  # layouts tf2pt only diagnoses; nothing to verify aga
 
 def _minimal_table(reference: dict, heads: tuple[str, ...] = ("base-model",)) -> dict:
     return {
+        "schema": 1,
         "architecture": "synthetic",
         "layout": "tf1-checkpoint",
         "model_type": "synthetic",
