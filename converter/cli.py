@@ -439,9 +439,9 @@ def env_cmd(as_json):
     if found["modules"]["torch"] is None:
         click.echo(f"install torch's CPU build first, then the extra: {found['torch_first']}")
     verify = next(c for c in found["capabilities"] if c["name"] == "verify")
-    for layout, missing in found["verify_by_layout"].items():
+    for runner, missing in found["verify_by_runner"].items():
         if verify["available"] and missing:
-            click.echo(f"    {layout} sources also need {', '.join(missing)}")
+            click.echo(f"    the {runner} reference also needs {', '.join(missing)}")
 
 
 @cli.command("archs")

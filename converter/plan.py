@@ -98,6 +98,13 @@ class Plan:
         return self.table.class_name(self.head)
 
     @property
+    def input_shape(self) -> str:
+        """`sequence` ([batch, length]) or `choices` ([batch, choices, length], multiple choice):
+        the head's fact from its table's `reference:` block, for both models' inputs."""
+        facts = (self.table.reference.get("heads") or {}).get(self.head) or {}
+        return str(facts.get("input_shape", "sequence"))
+
+    @property
     def clean(self) -> bool:
         return not (self.unexpected or self.missing or self.mismatched)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import MappingTableError
 from ..ops import build_op
+from ..verify.reference_spec import check_reference, merge_references
 from .model import (
     CompiledHead,
     Duplicate,
@@ -90,6 +91,8 @@ def _merge(parent: dict, child: dict) -> dict:
     for key in ("groups", "heads", "config_defaults", "family_defaults", "placeholders"):
         merged[key] = {**(parent.get(key) or {}), **(child.get(key) or {})}
     merged["ignore"] = list(parent.get("ignore") or []) + list(child.get("ignore") or [])
+    if parent.get("reference") or child.get("reference"):
+        merged["reference"] = merge_references(parent.get("reference"), child.get("reference"))
     merged["extends"] = child["extends"]  # the direct parent, kept for `archs` and selection
     return merged
 
@@ -106,6 +109,8 @@ def raw_table(name: str, directory: Path, seen: tuple[str, ...] = ()) -> dict:
     if data["schema"] != 1:
         raise MappingTableError(f"{path}: unsupported schema {data['schema']} (this tool reads 1)")
     data = _with_included(directory, data, str(path))
+    if "runner" in data:  # the older spelling of reference.runner
+        data["reference"] = {"runner": data.pop("runner"), **(data.get("reference") or {})}
     if "extends" in data:
         return _merge(raw_table(data["extends"], directory, (*seen, name)), data)
     return data
@@ -283,13 +288,12 @@ def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
         extends=str(data.get("extends") or ""),
         keep_source_config=bool(data.get("keep_source_config", False)),
         family_defaults=dict(data.get("family_defaults") or {}),
-        runner=str(data.get("runner") or ""),
         source_config=_source_config(f"{where}: source_config", data.get("source_config")),
         source_notes=tuple(
             SourceNote(str(n["key"]), tuple(n.get("unless") or ()), str(n["note"]))
             for n in data.get("source_notes") or []
         ),
-        reference=dict(data.get("reference") or {}),
+        reference=check_reference(where, data.get("reference"), set(heads)),
         config_guesses=dict(data.get("config_guesses") or {}),
         compiled_heads={
             h: CompiledHead.of([groups[g] for g in head.groups], head.ignore + ignore)

@@ -179,7 +179,6 @@ class Table:
     # What the architecture family's checkpoints use for values weights cannot show (eps,
     # activation, pad id), for a checkpoint that comes without any config (`tf2pt doctor`).
     family_defaults: dict[str, Any] = field(default_factory=dict)
-    runner: str = ""  # the TF reference for parity, when the layout has several (TF2 sources)
     # The TF reference for parity, as declared (validated by the verify side, not here).
     reference: dict[str, Any] = field(default_factory=dict)
     config_guesses: dict[str, Any] = field(default_factory=dict)  # for config-less checkpoints

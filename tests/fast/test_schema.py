@@ -111,7 +111,8 @@ def test_wrong_types_in_a_table_are_errors(change, message):
         parse_table("bert-tf1", data)
 
 
-def test_a_reference_block_is_kept_for_the_verify_side_to_validate():
+def test_a_reference_block_is_validated_when_the_table_loads():
     data = yaml.safe_load((tables_dir() / "bert-tf1.yaml").read_text())
-    data["reference"] = {"runner": "tf1-encoder", "anything": [1, 2]}
-    assert parse_table("bert-tf1", data).reference == {"runner": "tf1-encoder", "anything": [1, 2]}
+    data["reference"] = {**data["reference"], "runner": "tf1-encodr"}
+    with pytest.raises(MappingTableError, match=r"bert-tf1\.yaml: reference: runner 'tf1-encodr'"):
+        parse_table("bert-tf1", data)
