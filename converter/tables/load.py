@@ -12,7 +12,6 @@ from ..errors import MappingTableError
 from ..ops import build_op
 from ..verify.reference_spec import check_reference, merge_references
 from .model import (
-    CompiledHead,
     Duplicate,
     Group,
     Head,
@@ -106,7 +105,9 @@ def raw_table(name: str, directory: Path, seen: tuple[str, ...] = ()) -> dict:
     if not path.exists():
         raise MappingTableError(f"no mapping table named '{name}' in {directory}")
     data = dict(load_yaml(path, table_schema(tuple(kinds_of(directory).kinds))))
-    if data["schema"] != 1:
+    if data.get("schema") != 1:
+        if "schema" not in data:
+            raise MappingTableError(f"{path}: missing key(s) schema")
         raise MappingTableError(f"{path}: unsupported schema {data['schema']} (this tool reads 1)")
     data = _with_included(directory, data, str(path))
     if "runner" in data:  # the older spelling of reference.runner
@@ -139,7 +140,7 @@ def _same_placeholders(where: str, a: Pattern, b: Pattern) -> None:
         raise MappingTableError(f"{where}: '{a.text}' and '{b.text}' use different placeholders")
 
 
-def _group(where: str, data: dict) -> Group:
+def _group(where: str, data: dict, when_differ: list[str]) -> Group:
     """A long-form group (validated, shorthands expanded) as frozen rules."""
     rules = []
     for i, r in enumerate(data["rules"]):
@@ -171,7 +172,7 @@ def _group(where: str, data: dict) -> Group:
         synth.append(
             Synthesized(_pattern(w, s["dst"]), s["fill"], _shape(w, s["shape"]), str(s["reason"]))
         )
-    return Group(tuple(rules), tuple(dups), tuple(ties), tuple(synth))
+    return Group(tuple(rules), tuple(dups), tuple(ties), tuple(synth), tuple(when_differ))
 
 
 def _ignore_rules(where: str, items: list) -> tuple[IgnoreRule, ...]:
@@ -255,6 +256,7 @@ def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
         g: _group(
             f"{where}: groups.{g}",
             expand_group(f"{where}: groups.{g}", b, kinds, roles, style, subs),
+            (b or {}).get("when_differ") or [],
         )
         for g, b in data["groups"].items()
     }
@@ -270,7 +272,7 @@ def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
                     f"placeholder not declared under placeholders:"
                 )
     ignore = _ignore_rules(f"{where}: ignore", data.get("ignore"))
-    return Table(
+    table = Table(
         name=name,
         architecture=data["architecture"],
         layout=data["layout"],
@@ -295,11 +297,10 @@ def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
         ),
         reference=check_reference(where, data.get("reference"), set(heads)),
         config_guesses=dict(data.get("config_guesses") or {}),
-        compiled_heads={
-            h: CompiledHead.of([groups[g] for g in head.groups], head.ignore + ignore)
-            for h, head in heads.items()
-        },
     )
+    for h in heads:
+        table.compiled(h)
+    return table
 
 
 @cache

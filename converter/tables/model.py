@@ -108,6 +108,12 @@ class Group:
     duplicates: tuple[Duplicate, ...] = ()
     ties: tuple[Tie, ...] = ()
     synthesize: tuple[Synthesized, ...] = ()
+    # Config keys whose values must differ for the PyTorch class to have this group's parameters
+    # (ElectraModel builds `embeddings_project` only when embedding_size != hidden_size).
+    when_differ: tuple[str, ...] = ()
+
+    def applies(self, dims: dict[str, Any]) -> bool:
+        return len({dims.get(k) for k in self.when_differ}) == len(self.when_differ)
 
 
 @dataclass(frozen=True)
@@ -182,8 +188,11 @@ class Table:
     # The TF reference for parity, as declared (validated by the verify side, not here).
     reference: dict[str, Any] = field(default_factory=dict)
     config_guesses: dict[str, Any] = field(default_factory=dict)  # for config-less checkpoints
-    # Each head's groups flattened once, at load: what the planner matches tensors against.
-    compiled_heads: dict[str, CompiledHead] = field(default_factory=dict, compare=False, repr=False)
+    # Each head's groups flattened once (per combination of groups that apply): what the
+    # planner matches tensors against; filled at load and by `compiled`.
+    compiled_heads: dict[tuple[str, tuple[str, ...]], CompiledHead] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def serves(self, name: str) -> bool:
         """`name` (an --arch or a config's model_type) is this table's architecture."""
@@ -195,9 +204,18 @@ class Table:
     def head_groups(self, head: str) -> list[Group]:
         return [self.groups[g] for g in self.heads[head].groups]
 
-    def compiled(self, head: str) -> CompiledHead:
-        """The head's rules, duplicates, ties, synthesized targets and ignore rules, flat."""
-        return self.compiled_heads[head]
+    def compiled(self, head: str, dims: dict[str, Any] | None = None) -> CompiledHead:
+        """The head's rules, duplicates, ties, synthesized targets and ignore rules, flat: of the
+        groups that apply under `dims` (all of them without), compiled once per combination."""
+        names = tuple(
+            g for g in self.heads[head].groups if dims is None or self.groups[g].applies(dims)
+        )
+        key = (head, names)
+        if key not in self.compiled_heads:
+            self.compiled_heads[key] = CompiledHead.of(
+                [self.groups[g] for g in names], self.heads[head].ignore + self.ignore
+            )
+        return self.compiled_heads[key]
 
     def source_config_for(self, head: str | None) -> dict[str, SourceConfigEntry]:
         """The table's source_config with the head's own entries over it."""
