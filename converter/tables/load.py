@@ -140,7 +140,7 @@ def _same_placeholders(where: str, a: Pattern, b: Pattern) -> None:
         raise MappingTableError(f"{where}: '{a.text}' and '{b.text}' use different placeholders")
 
 
-def _group(where: str, data: dict, when_differ: list[str]) -> Group:
+def _group(where: str, data: dict) -> Group:
     """A long-form group (validated, shorthands expanded) as frozen rules."""
     rules = []
     for i, r in enumerate(data["rules"]):
@@ -172,7 +172,9 @@ def _group(where: str, data: dict, when_differ: list[str]) -> Group:
         synth.append(
             Synthesized(_pattern(w, s["dst"]), s["fill"], _shape(w, s["shape"]), str(s["reason"]))
         )
-    return Group(tuple(rules), tuple(dups), tuple(ties), tuple(synth), tuple(when_differ))
+    return Group(
+        tuple(rules), tuple(dups), tuple(ties), tuple(synth), tuple(data.get("when_differ") or ())
+    )
 
 
 def _ignore_rules(where: str, items: list) -> tuple[IgnoreRule, ...]:
@@ -256,7 +258,6 @@ def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
         g: _group(
             f"{where}: groups.{g}",
             expand_group(f"{where}: groups.{g}", b, kinds, roles, style, subs),
-            (b or {}).get("when_differ") or [],
         )
         for g, b in data["groups"].items()
     }

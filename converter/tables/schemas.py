@@ -81,8 +81,7 @@ def group_schema(kinds: tuple[str, ...]) -> Obj:
         "ties": ListOf(TIE),
         "synthesize": ListOf(SYNTHESIZE),
         "src_prefix": str,  # prepended to every shorthand source name of the group
-        # config keys that must differ for the group to apply (ELECTRA's embeddings_project)
-        "when_differ": ListOf(str),
+        "when_differ": ListOf(str),  # config keys that must differ for the group to exist
     }
     return Obj({**keys, **{k: SHORTHAND for k in kinds}})
 

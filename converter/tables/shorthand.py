@@ -74,6 +74,7 @@ def expand_group(
     params = kinds.params[style]
     prefix = body.get("src_prefix", "")
     group: dict[str, list] = {k: _substitute(list(body.get(k) or []), subs) for k in LONG_FORM}
+    group["when_differ"] = list(body.get("when_differ") or [])
     for kind, parts in kinds.kinds.items():
         if kind not in body:
             continue
