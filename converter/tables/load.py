@@ -12,6 +12,7 @@ from ..errors import MappingTableError
 from ..ops import build_op
 from ..verify.reference_spec import check_reference, merge_references
 from .model import (
+    CompiledHead,
     Duplicate,
     Group,
     Head,
@@ -273,7 +274,7 @@ def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
                     f"placeholder not declared under placeholders:"
                 )
     ignore = _ignore_rules(f"{where}: ignore", data.get("ignore"))
-    table = Table(
+    return Table(
         name=name,
         architecture=data["architecture"],
         layout=data["layout"],
@@ -298,10 +299,11 @@ def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
         ),
         reference=check_reference(where, data.get("reference"), set(heads)),
         config_guesses=dict(data.get("config_guesses") or {}),
+        compiled_heads={
+            h: CompiledHead.of([groups[g] for g in head.groups], head.ignore + ignore)
+            for h, head in heads.items()
+        },
     )
-    for h in heads:
-        table.compiled(h)
-    return table
 
 
 @cache

@@ -188,11 +188,8 @@ class Table:
     # The TF reference for parity, as declared (validated by the verify side, not here).
     reference: dict[str, Any] = field(default_factory=dict)
     config_guesses: dict[str, Any] = field(default_factory=dict)  # for config-less checkpoints
-    # Each head's groups flattened once (per combination of groups that apply): what the
-    # planner matches tensors against; filled at load and by `compiled`.
-    compiled_heads: dict[tuple[str, tuple[str, ...]], CompiledHead] = field(
-        default_factory=dict, compare=False, repr=False
-    )
+    # Each head's groups flattened once, at load: what the planner matches tensors against.
+    compiled_heads: dict[str, CompiledHead] = field(default_factory=dict, compare=False, repr=False)
 
     def serves(self, name: str) -> bool:
         """`name` (an --arch or a config's model_type) is this table's architecture."""
@@ -205,17 +202,13 @@ class Table:
         return [self.groups[g] for g in self.heads[head].groups]
 
     def compiled(self, head: str, dims: dict[str, Any] | None = None) -> CompiledHead:
-        """The head's rules, duplicates, ties, synthesized targets and ignore rules, flat: of the
-        groups that apply under `dims` (all of them without), compiled once per combination."""
-        names = tuple(
-            g for g in self.heads[head].groups if dims is None or self.groups[g].applies(dims)
-        )
-        key = (head, names)
-        if key not in self.compiled_heads:
-            self.compiled_heads[key] = CompiledHead.of(
-                [self.groups[g] for g in names], self.heads[head].ignore + self.ignore
-            )
-        return self.compiled_heads[key]
+        """The head's rules, duplicates, ties, synthesized targets and ignore rules, flat; given
+        the config's `dims`, without the groups its PyTorch class does not build for them."""
+        compiled = self.compiled_heads[head]
+        groups = [self.groups[g] for g in self.heads[head].groups]
+        if dims is None or all(g.applies(dims) for g in groups):
+            return compiled
+        return CompiledHead.of([g for g in groups if g.applies(dims)], compiled.ignore)
 
     def source_config_for(self, head: str | None) -> dict[str, SourceConfigEntry]:
         """The table's source_config with the head's own entries over it."""
