@@ -164,6 +164,6 @@ def test_a_group_applies_only_when_its_config_keys_differ():
     assert plan.clean and len(plan.mapped) == 2
     narrow = dict(same, embedding_size=4)
     plan = plan_head(source_of(layer), table, "pretraining", narrow)
-    assert [m.name for m in plan.missing] == ["twin.project.bias", "twin.project.weight"]
+    assert [m.dst for m in plan.missing] == ["twin.project.bias", "twin.project.weight"]
     projected = {**layer, "twin/project/kernel": (4, 8), "twin/project/bias": (8,)}
     assert plan_head(source_of(projected), table, "pretraining", narrow).clean
