@@ -137,17 +137,26 @@ def test_every_shipped_table_declares_well_formed_guesses_for_its_family():
 
 
 @pytest.fixture
-def with_distil_table(tmp_path, monkeypatch):
-    """The shipped tables plus the test's DistilBERT table, as the tables directory."""
+def install_tables(tmp_path, monkeypatch):
+    """Makes the shipped tables plus the given extra tables the tables directory."""
     tables = tmp_path / "mappings"
     shutil.copytree(mapping.tables_dir(), tables)
-    (tables / "distilbert-test.yaml").write_text(yaml.safe_dump(distil_table_data()))
     monkeypatch.setattr(table_loader, "tables_dir", lambda: tables)
+
+    def install(**extra: dict) -> None:
+        for name, data in extra.items():
+            (tables / f"{name}.yaml").write_text(yaml.safe_dump(data))
+        mapping.load_table.cache_clear()
+        table_config.target_rules.cache_clear()
+
+    yield install
     mapping.load_table.cache_clear()
     table_config.target_rules.cache_clear()
-    yield
-    mapping.load_table.cache_clear()
-    table_config.target_rules.cache_clear()
+
+
+@pytest.fixture
+def with_distil_table(install_tables):
+    install_tables(**{"distilbert-test": distil_table_data()})
 
 
 def _distil_checkpoint(path, drop: str = "") -> dict[str, torch.Tensor]:
@@ -181,6 +190,20 @@ def test_doctor_reads_a_new_architecture_from_its_table_alone(with_distil_table,
     code, out, _ = run_cli(args)
     assert code == 1
     assert json.loads(out)["missing_by_layer"] == {"transformer.layer.1": 16}
+
+
+def test_a_family_without_config_guesses_is_refused_rather_than_defaulted(install_tables, tmp_path):
+    """With nothing declared for the head count, the class default (12) would be used silently."""
+    data = distil_table_data()
+    del data["config_guesses"]
+    install_tables(**{"distilbert-test": data})
+    ckpt = tmp_path / "ddp.pt"
+    _distil_checkpoint(ckpt)
+    code, out, err = run_cli(["doctor", str(ckpt), "--arch", "distilbert"])
+    assert code == 2 and out == ""
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"tf2pt: error: {ckpt}: the distilbert tables declare no config_guesses")
+    assert "--model" in last
 
 
 def test_doctor_fates_are_words_of_the_shared_vocabulary(converted):

@@ -123,6 +123,13 @@ def base_config(
     if checkpoint.config is not None:
         return dict(checkpoint.config) | overrides, origin
     if arch is not None:
+        if not config_guesses(arch):  # its unseen values would be class defaults, unannounced
+            raise UsageError(
+                f"the {arch} tables declare no config_guesses, so what no weight shows "
+                "(the head count) cannot be told from a guess",
+                checkpoint.path,
+                "pass --model DIR_OR_CONFIG, or add config_guesses to the architecture's table",
+            )
         model_type = family_tables(arch)[0].model_type  # phobert → roberta
         shapes = {n: tuple(t.shape) for n, t in checkpoint.tensors.items()}
         config = (
