@@ -3,7 +3,8 @@
 Source tensors are mapped (to exactly one target), duplicates (a stored copy of another source
 tensor, checked equal when written), ignored (by a table rule with a reason) or unexpected.
 Target parameters are produced, tied, synthesized (with a reason) or missing. Shapes are checked
-against the shapes the config implies, after the rule's declared ops. The plan is pure data:
+against the shapes the config implies, after the rule's declared ops. Each bucket's class
+carries its word of the shared vocabulary (`fates.py`) as `fate`. The plan is pure data:
 `enforce` refuses an unclean one, `accounting_text` shows it, the writer carries it out.
 """
 
