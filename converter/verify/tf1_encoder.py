@@ -18,7 +18,7 @@ from ..readers import Source
 from ..tf_import import tensorflow
 from .inputs import Batch
 from .reference_spec import head_facts
-from .tf1_encoder_spec import CONFIG_ACTIVATION, ROLES, flatten
+from .tf1_encoder_spec import CONFIG_ACTIVATION, INDEX_STEPS, ROLES, flatten
 
 
 def _activations(tf) -> dict[str, Any]:
@@ -67,6 +67,7 @@ class Tf1EncoderRunner:
         config = {**plan.dims, **source.config}  # the source's own values (modeling.py's "gelu")
         self.layers = int(config[self.encoder.get("layers_from", "num_hidden_layers")])
         self.heads = int(config[self.encoder.get("heads_from", "num_attention_heads")])
+        self.groups = int(config.get(self.encoder.get("groups_from", "num_hidden_groups"), 1))
         ops = _activations(tf)
         act = str(config.get(self.encoder.get("activation_from", CONFIG_ACTIVATION), ""))
         if act not in spec["activations"]:
@@ -76,11 +77,19 @@ class Tf1EncoderRunner:
                 source.config_path or source.path,
             )
         self.ops = {**ops, CONFIG_ACTIVATION: ops[spec["activations"][act]]}
+        # modeling.py projects only embeddings narrower than the encoder: a checkpoint whose
+        # widths agree (ELECTRA-base) holds no projection, and none is applied
+        project = self.encoder.get("project", "")
+        stored = {t.name for t in source.tensors}
+        self.project = project if f"{project}/kernel" in stored else ""
         self.v = self._variables(source, plan.table.name)
 
     def _layer_scopes(self) -> list[str]:
         layer = self.encoder["layer"]
-        return [layer.replace("{L}", str(i)) for i in range(self.layers)]
+        return [
+            layer.replace("{L}", str(i)).replace("{G}", str(i * self.groups // self.layers))
+            for i in range(self.layers)
+        ]
 
     def _needed(self) -> set[str]:
         """Every variable this reference reads, by name."""
@@ -92,8 +101,8 @@ class Tf1EncoderRunner:
 
         names = {v for k, v in self.embeddings.items() if k != "layer_norm"}
         names |= scope(self.embeddings["layer_norm"], "layer_norm")
-        if self.encoder.get("project"):
-            names |= scope(self.encoder["project"], "dense")
+        if self.project:
+            names |= scope(self.project, "dense")
         for layer in set(self._layer_scopes()):
             for role in ROLES:
                 names |= scope(f"{layer}/{self.encoder['roles'][role]}", role)
@@ -103,7 +112,7 @@ class Tf1EncoderRunner:
                     ((op, arg),) = step.items()
                     if op in ("dense", "layer_norm"):
                         names |= scope(arg, op)
-                    elif op != "activation":
+                    elif op != "activation" and op not in INDEX_STEPS:
                         names.add(arg)
         return names
 
@@ -163,8 +172,8 @@ class Tf1EncoderRunner:
             x += tf.gather(v[e["token_type"]], types)
         x += v[e["position"]][: ids.shape[1]][None]
         x = self._layer_norm(x, e["layer_norm"])
-        if self.encoder.get("project"):
-            x = self._dense(x, self.encoder["project"])
+        if self.project:
+            x = self._dense(x, self.project)
         hidden = [x]
         mask_adder = (1.0 - tf.cast(mask, tf.float32))[:, None, None, :] * self.mask_adder
         for scope in self._layer_scopes():
@@ -183,6 +192,7 @@ class Tf1EncoderRunner:
             "matmul": lambda x, name: tf.matmul(x, v[name]),
             "matmul_transposed": lambda x, name: tf.matmul(x, v[name], transpose_b=True),
             "add_bias": lambda x, name: x + v[name],
+            "column": lambda x, index: x[..., index],
         }
         for step in steps:
             ((op, arg),) = step.items() if isinstance(step, dict) else ((step, None),)
