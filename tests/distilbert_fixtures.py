@@ -101,7 +101,7 @@ def as_distilbert(tensors: dict[str, np.ndarray], positions: int) -> dict[str, n
 def minilm_distilbert_h5(directory: Path, class_name: str, positions: int) -> Path:
     """The trained encoder in a PyTorch DistilBert* shell (head weights the trained model lacks
     from transformers' seeded initialiser), then the TF class `from_pt` saved as tf_model.h5,
-    with MiniLM's tokenizer files beside it."""
+    with MiniLM's vocabulary as a DistilBERT tokenizer beside it."""
     import torch
     import transformers
 
@@ -127,7 +127,7 @@ def minilm_distilbert_h5(directory: Path, class_name: str, positions: int) -> Pa
     pt_dir = directory.with_name(directory.name + "-pt")
     model.save_pretrained(str(pt_dir))
     real_models.save_tf_h5(pt_dir, class_name, directory)
-    minilm = real_models.minilm_dir()
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        (directory / name).write_bytes((minilm / name).read_bytes())
+    # MiniLM's WordPiece vocabulary as DistilBERT ships it: a tokenizer without token types.
+    tokenizer = transformers.DistilBertTokenizerFast.from_pretrained(str(real_models.minilm_dir()))
+    tokenizer.save_pretrained(str(directory))
     return directory
