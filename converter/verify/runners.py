@@ -78,6 +78,14 @@ def _weightless_layers(unexpected: list[str], source: Source) -> set[str]:
     return layer_names - holding
 
 
+def _weightless_model_layers(missing: list[str], model) -> set[str]:
+    """Missing Keras layers that hold no weights in the model either: an auto-named dropout
+    (`dropout_7` here, saved as `dropout_19` by a process that had built more layers) has
+    nothing to load."""
+    layer_names = {m for m in missing if "/" not in m}  # weight names are never excused
+    return {n for n in layer_names if not model.get_layer(n).weights}
+
+
 def quiet_transformers() -> None:
     import transformers
 
@@ -137,6 +145,7 @@ class HfKerasTfRunner:
                 str(directory), config=config, output_loading_info=True
             )
         harmless = _weightless_layers(info.get("unexpected_keys", []), source)
+        harmless |= _weightless_model_layers(info.get("missing_keys", []), self.model)
         problems = loading_problems(info, harmless)
         if problems:
             raise ParityError(
