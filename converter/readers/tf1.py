@@ -27,7 +27,7 @@ from .base import (
 
 LAYOUT = "tf1-checkpoint"
 INDEX_SUFFIX = ".index"
-CONFIG_NAMES = ("bert_config.json", "config.json")
+CONFIG_NAMES = ("bert_config.json", "albert_config.json", "config.json")
 DATA_SHARD = re.compile(r"\.data-(\d{5})-of-(\d{5})$")
 
 
