@@ -234,3 +234,41 @@ def save_minilm_albert_pt(directory: Path, class_name: str, positions: int = 128
     model.load_state_dict(state, strict=True)
     model.save_pretrained(str(directory))
     return directory
+
+
+TOKENIZER_TEXT = [
+    "The quick brown fox jumps over the lazy dog.",
+    "ALBERT shares its layers across groups.",
+    "Hello world, tokenizers are fun!",
+]
+
+
+def save_albert_tokenizer(directory: Path) -> Path:
+    """An HF ALBERT tokenizer as AlbertTokenizerFast.save_pretrained writes it (spiece.model,
+    tokenizer.json, tokenizer_config.json, special_tokens_map.json), from a SentencePiece
+    unigram model trained here with ALBERT's special pieces, its ids below ALBERT_TINY's 99."""
+    import io
+    import tempfile
+
+    import sentencepiece
+    import transformers
+
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(TOKENIZER_TEXT * 20),
+        model_writer=model,
+        vocab_size=60,
+        hard_vocab_limit=False,
+        model_type="unigram",
+        pad_id=0,
+        unk_id=1,
+        bos_id=-1,
+        eos_id=-1,
+        user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"],
+        minloglevel=2,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "spiece.model").write_bytes(model.getvalue())
+        transformers.AlbertTokenizer(str(Path(tmp) / "spiece.model")).save_pretrained(tmp)
+        transformers.AlbertTokenizerFast.from_pretrained(tmp).save_pretrained(str(directory))
+    return directory

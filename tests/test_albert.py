@@ -16,6 +16,7 @@ from .albert_fixtures import (
     HEAD_LABELS,
     build_tf_albert,
     save_albert_tf1_checkpoint,
+    save_albert_tokenizer,
 )
 from .conftest import copy_tree, mutated_copy, read_json, run_cli
 from .test_bert import _transformers_own_conversion
@@ -25,11 +26,13 @@ TIED = {"predictions.decoder.weight", "predictions.decoder.bias"}
 
 @pytest.fixture(scope="session")
 def albert_h5(tmp_path_factory):
-    """One tf_model.h5 per head; multiple choice with two layer groups of two inner layers."""
+    """One tf_model.h5 per head; multiple choice with two layer groups of two inner layers; the
+    pretraining one with its HF tokenizer beside it."""
     root = tmp_path_factory.mktemp("albert_h5")
     for i, (head, cls) in enumerate(ALBERT_HEAD_CLASSES.items()):
         extra = GROUPED if head == "multiple-choice" else {}
         build_tf_albert(root / head, cls, seed=70 + i, num_labels=HEAD_LABELS.get(head, 3), **extra)
+    save_albert_tokenizer(root / "pretraining")
     return {head: root / head for head in ALBERT_HEAD_CLASSES}
 
 
@@ -125,6 +128,21 @@ def test_shared_layer_groups_map_by_group_and_inner_layer_not_by_layer(albert_h5
         config["num_hidden_groups"],
         config["inner_group_num"],
     ) == (4, 2, 2)
+
+
+def test_sentencepiece_tokenizer_is_copied_whole_and_proven(albert_h5, albert_h5_converted):
+    """An ALBERT tokenizer dir holds spiece.model (the slow tokenizer's only file) besides
+    tokenizer.json: both reach the output, and both give the source tokenizer's ids."""
+    out = albert_h5_converted["pretraining"]
+    for name in ("spiece.model", "tokenizer.json", "tokenizer_config.json"):
+        assert (out / name).read_bytes() == (albert_h5["pretraining"] / name).read_bytes(), name
+    parity = read_json(out / "conversion_report.json")["tokenizer"]["parity"]
+    assert parity["passed"] and parity["rows_compared"] > 20
+    assert parity["rows_equal"] == parity["rows_compared"]
+    source = transformers.AlbertTokenizerFast.from_pretrained(str(albert_h5["pretraining"]))
+    slow = transformers.AlbertTokenizer.from_pretrained(str(out))
+    for text in ("Hello ALBERT world", "quick groups, lazy layers!"):
+        assert slow(text)["input_ids"] == source(text)["input_ids"]
 
 
 # --- verify catches real bugs (tiny models: these prove the check runs, the real-scale case
