@@ -68,6 +68,7 @@ def test_hf_keras_albert_head_converts_exactly_loads_strictly_and_verifies(
     parity = read_json(out / "parity_report.json")
     assert parity["passed"] and parity["max_abs_diff"] <= 1e-5
     assert parity["reference"] == f"transformers' TF{ALBERT_HEAD_CLASSES[head]}"
+    assert not parity["not_compared"]
     _, info = getattr(transformers, ALBERT_HEAD_CLASSES[head]).from_pretrained(
         str(out), output_loading_info=True
     )
@@ -290,10 +291,12 @@ def test_albert_outputs_load_strictly_and_compute_the_same_in_transformers_5(
 
 # --- google-research/albert TF1 checkpoints ---
 
-TF1_KINDS = {  # kind → (the TFAlbert* class whose weights it holds, label count)
-    "pretraining": ("AlbertForPreTraining", 2),  # sentence order: 2 classes
-    "classifier": ("AlbertForSequenceClassification", 3),  # classifier_utils.py
-    "squad": ("AlbertForQuestionAnswering", 2),  # squad_utils.py v1: start and end
+TF1_GROUPED = dict(num_hidden_layers=4, num_hidden_groups=2)  # layers 0, 1: group_0; 2, 3: 1
+
+TF1_KINDS = {  # kind → (the TFAlbert* class whose weights it holds, label count, more config)
+    "pretraining": ("AlbertForPreTraining", 2, {}),  # sentence order: 2 classes
+    "classifier": ("AlbertForSequenceClassification", 3, TF1_GROUPED),  # classifier_utils.py
+    "squad": ("AlbertForQuestionAnswering", 2, {}),  # squad_utils.py v1: start and end
 }
 
 
@@ -302,8 +305,8 @@ def albert_tf1(tmp_path_factory):
     """TF1 checkpoints written by TF's Saver from TFAlbert* weights (gelu_new: modeling.py's
     "gelu"), with the optimizer's slots and global_step; the TFAlbert* dir is kept beside."""
     root = tmp_path_factory.mktemp("albert_tf1")
-    for i, (kind, (cls, labels)) in enumerate(TF1_KINDS.items()):
-        model = build_tf_albert(root / f"{kind}-hf", cls, seed=90 + i, num_labels=labels)
+    for i, (kind, (cls, labels, extra)) in enumerate(TF1_KINDS.items()):
+        model = build_tf_albert(root / f"{kind}-hf", cls, seed=90 + i, num_labels=labels, **extra)
         save_albert_tf1_checkpoint(model, root / kind)
     return {kind: root / kind for kind in TF1_KINDS}
 
@@ -328,7 +331,7 @@ def test_tf1_albert_checkpoint_converts_exactly_loads_strictly_and_verifies(
     ignored = [t for t in report["source_tensors"] if t["fate"] == "ignored"]
     assert len(ignored) == 2 * report["counts"]["mapped"] + 1  # adam_m, adam_v; global_step
     parity = read_json(out / "parity_report.json")
-    assert parity["passed"] and parity["max_abs_diff"] <= 1e-5
+    assert parity["passed"] and parity["max_abs_diff"] <= 1e-5 and not parity["not_compared"]
     assert "TF1 reference encoder" in parity["reference"]
     model, info = getattr(transformers, class_name).from_pretrained(
         str(out), output_loading_info=True
@@ -344,6 +347,66 @@ def test_tf1_albert_checkpoint_converts_exactly_loads_strictly_and_verifies(
         1e-12,
         "albert",
     )
+
+
+@pytest.mark.parametrize("kind", ["pretraining", "classifier"])
+def test_tf1_reference_declared_by_the_table_equals_transformers_tf_albert(kind, albert_tf1):
+    """The reference albert-tf1.yaml declares (the generic tf1-encoder on the checkpoint's own
+    names: one shared block per group, the embedding projection) computes what TFAlbert*
+    computes on the same weights, with gelu_new, modeling.py's "gelu"."""
+    from converter.convert import ConvertOptions, analyse
+    from converter.verify.inputs import make_inputs
+    from converter.verify.runners import declared_runner
+
+    analysis = analyse(albert_tf1[kind], ConvertOptions())
+    runner = declared_runner(analysis.plan)(analysis.source, analysis.plan)
+    class_name = TF1_KINDS[kind][0]
+    hf_dir = albert_tf1[kind].parent / f"{kind}-hf"
+    tf_model = getattr(transformers, "TF" + class_name).from_pretrained(str(hf_dir))
+    head = "prediction_logits" if kind == "pretraining" else "logits"
+    for batch in make_inputs(analysis.plan.dims, 0).batches:
+        ours = runner.run(batch)
+        theirs = tf_model(**batch.as_dict(), output_hidden_states=True, training=False)
+        mask = batch.flat_mask()
+        assert len(theirs.hidden_states) == analysis.plan.dims["num_hidden_layers"] + 1
+        for i, h in enumerate(theirs.hidden_states):
+            np.testing.assert_allclose(
+                ours[f"hidden_states[{i}]"][mask], np.asarray(h)[mask], atol=1e-5, rtol=0
+            )
+        np.testing.assert_allclose(ours[head], np.asarray(theirs[head]), atol=1e-5, rtol=0)
+
+
+def test_tf1_wrong_layer_norm_eps_is_caught_at_the_embeddings(
+    albert_tf1, albert_tf1_converted, tmp_path
+):
+    out = mutated_copy(
+        albert_tf1_converted["pretraining"],
+        tmp_path / "m",
+        mutate_config=lambda c: c.update(layer_norm_eps=1e-5),
+    )
+    _verify_fails_at(albert_tf1["pretraining"], out, "hidden_states[0]")
+
+
+def test_tf1_layer_groups_in_the_wrong_order_are_caught(albert_tf1, albert_tf1_converted, tmp_path):
+    """Layers 0 and 1 run group_0: groups 0 and 1 swapped diverge at the first layer."""
+
+    def swap_groups(t):
+        for name in [k for k in t if ".albert_layer_groups.0." in k]:
+            other = name.replace(".albert_layer_groups.0.", ".albert_layer_groups.1.")
+            t[name], t[other] = t[other], t[name]
+
+    out = mutated_copy(albert_tf1_converted["classifier"], tmp_path / "m", swap_groups)
+    _verify_fails_at(albert_tf1["classifier"], out, "hidden_states[1]")
+
+
+def test_tf1_checkpoint_with_two_blocks_per_group_is_refused_naming_them(tmp_path):
+    """inner_group_num > 1 (no release has it): the second block's variables are unexpected."""
+    model = build_tf_albert(tmp_path / "hf", "AlbertModel", seed=5, inner_group_num=2)
+    src = save_albert_tf1_checkpoint(model, tmp_path / "tf1")
+    code, _, err = run_cli(["convert", str(src), str(tmp_path / "out"), "--no-verify"])
+    assert code == 1 and "Traceback" not in err
+    assert "unexpected  bert/encoder/transformer/group_0/inner_group_1/LayerNorm/beta" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_tf1_table_is_chosen_by_fit_bert_stays_bert_and_albert_is_albert(
