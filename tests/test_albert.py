@@ -227,68 +227,6 @@ def test_doctor_says_a_converted_albert_loads_as_is(albert_h5_converted):
     assert "as-is" in stdout and stdout.strip().splitlines()[-1] == "verdict: loads cleanly"
 
 
-# --- transformers 5 ---
-
-LOAD_ALL_IN_HF5 = r"""
-import json, sys
-import numpy as np, torch, transformers
-ids = torch.from_numpy(np.load(sys.argv[1]))
-found = {"version": transformers.__version__}
-for out_dir in sys.argv[2:]:
-    config = json.load(open(out_dir + "/config.json"))
-    model, info = getattr(transformers, config["architectures"][0]).from_pretrained(
-        out_dir, output_loading_info=True)
-    model.eval()
-    feed = ids[None].repeat(1, 2, 1) if "MultipleChoice" in config["architectures"][0] else ids
-    with torch.no_grad():
-        result = model(input_ids=feed, attention_mask=(feed != 0).long())
-    np.savez(out_dir + "/hf5.npz", **{k: v.numpy() for k, v in result.items()})
-    found[out_dir] = {"problems": {k: list(v) for k, v in info.items() if v},
-                      "meta": [n for n, p in model.named_parameters() if p.device.type == "meta"]}
-print(json.dumps(found))
-"""
-IDS = np.array([[2, 5, 6, 7, 8, 3], [2, 9, 10, 3, 0, 0]], dtype=np.int64)
-
-
-def test_albert_outputs_load_strictly_and_compute_the_same_in_transformers_5(
-    albert_h5_converted, tmp_path
-):
-    """One transformers 5 process loads every converted ALBERT strictly and runs it; its outputs
-    equal transformers 4.57's on the same ids."""
-    import subprocess
-
-    import torch
-
-    from .test_transformers5 import HF5_PYTHON
-
-    dirs = [copy_tree(out, tmp_path / head) for head, out in albert_h5_converted.items()]
-    np.save(tmp_path / "ids.npy", IDS)
-    run = subprocess.run(
-        [str(HF5_PYTHON), "-c", LOAD_ALL_IN_HF5, str(tmp_path / "ids.npy"), *map(str, dirs)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stderr
-    found = json.loads(run.stdout.strip().splitlines()[-1])
-    assert found.pop("version").startswith("5.")
-    assert found == {str(d): {"problems": {}, "meta": []} for d in dirs}
-    for d in dirs:
-        class_name = read_json(d / "config.json")["architectures"][0]
-        model = getattr(transformers, class_name).from_pretrained(str(d)).eval()
-        feed = torch.from_numpy(IDS)
-        if "MultipleChoice" in class_name:
-            feed = feed[None].repeat(1, 2, 1)
-        with torch.no_grad():
-            ours = model(input_ids=feed, attention_mask=(feed != 0).long())
-        v5 = np.load(d / "hf5.npz")
-        assert set(v5.files) == {k for k, v in ours.items() if isinstance(v, torch.Tensor)}
-        for key in v5.files:
-            np.testing.assert_allclose(
-                v5[key], ours[key].numpy(), atol=1e-5, rtol=0, err_msg=f"{d.name} {key}"
-            )
-
-
 # --- google-research/albert TF1 checkpoints ---
 
 TF1_GROUPED = dict(num_hidden_layers=4, num_hidden_groups=2)  # layers 0, 1: group_0; 2, 3: 1
@@ -486,3 +424,66 @@ def test_exact_gelu_written_as_gelu_new_is_caught_at_real_scale(minilm_albert, t
         out, tmp_path / "m", mutate_config=lambda c: c.update(hidden_act="gelu_new")
     )
     _verify_fails_at(src, mutated, "hidden_states[1]")
+
+
+# --- transformers 5 ---
+
+LOAD_ALL_IN_HF5 = r"""
+import json, sys
+import numpy as np, torch, transformers
+ids = torch.from_numpy(np.load(sys.argv[1]))
+found = {"version": transformers.__version__}
+for out_dir in sys.argv[2:]:
+    config = json.load(open(out_dir + "/config.json"))
+    model, info = getattr(transformers, config["architectures"][0]).from_pretrained(
+        out_dir, output_loading_info=True)
+    model.eval()
+    feed = ids[None].repeat(1, 2, 1) if "MultipleChoice" in config["architectures"][0] else ids
+    with torch.no_grad():
+        result = model(input_ids=feed, attention_mask=(feed != 0).long())
+    np.savez(out_dir + "/hf5.npz", **{k: v.numpy() for k, v in result.items()})
+    found[out_dir] = {"problems": {k: list(v) for k, v in info.items() if v},
+                      "meta": [n for n, p in model.named_parameters() if p.device.type == "meta"]}
+print(json.dumps(found))
+"""
+IDS = np.array([[2, 5, 6, 7, 8, 3], [2, 9, 10, 3, 0, 0]], dtype=np.int64)
+
+
+def test_albert_outputs_load_strictly_and_compute_the_same_in_transformers_5(
+    albert_h5_converted, albert_tf1_converted, tmp_path
+):
+    """One transformers 5 process loads every converted ALBERT (h5 and TF1) strictly and runs
+    it; its outputs equal transformers 4.57's on the same ids."""
+    import subprocess
+
+    import torch
+
+    from .test_transformers5 import HF5_PYTHON
+
+    outputs = {**albert_h5_converted, **{f"tf1-{k}": v for k, v in albert_tf1_converted.items()}}
+    dirs = [copy_tree(out, tmp_path / name) for name, out in outputs.items()]
+    np.save(tmp_path / "ids.npy", IDS)
+    run = subprocess.run(
+        [str(HF5_PYTHON), "-c", LOAD_ALL_IN_HF5, str(tmp_path / "ids.npy"), *map(str, dirs)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout.strip().splitlines()[-1])
+    assert found.pop("version").startswith("5.")
+    assert found == {str(d): {"problems": {}, "meta": []} for d in dirs}
+    for d in dirs:
+        class_name = read_json(d / "config.json")["architectures"][0]
+        model = getattr(transformers, class_name).from_pretrained(str(d)).eval()
+        feed = torch.from_numpy(IDS)
+        if "MultipleChoice" in class_name:
+            feed = feed[None].repeat(1, 2, 1)
+        with torch.no_grad():
+            ours = model(input_ids=feed, attention_mask=(feed != 0).long())
+        v5 = np.load(d / "hf5.npz")
+        assert set(v5.files) == {k for k, v in ours.items() if isinstance(v, torch.Tensor)}
+        for key in v5.files:
+            np.testing.assert_allclose(
+                v5[key], ours[key].numpy(), atol=1e-5, rtol=0, err_msg=f"{d.name} {key}"
+            )
