@@ -177,7 +177,7 @@ def plan_head(source: Source, table: Table, head: str, dims: dict[str, Any]) -> 
     """Account for every tensor under one head's rules (compiled once with the table). Never
     raises for accounting problems."""
     plan = Plan(table=table, head=head, dims=dims)
-    compiled = table.compiled(head)
+    compiled = table.compiled(head, dims)
     present = {t.name for t in source.tensors}
     produced: set[str] = set()
     unexpected: list[SourceTensor] = []

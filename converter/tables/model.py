@@ -108,6 +108,12 @@ class Group:
     duplicates: tuple[Duplicate, ...] = ()
     ties: tuple[Tie, ...] = ()
     synthesize: tuple[Synthesized, ...] = ()
+    # Config keys whose values must differ for the PyTorch class to have this group's parameters
+    # (ElectraModel builds `embeddings_project` only when embedding_size != hidden_size).
+    when_differ: tuple[str, ...] = ()
+
+    def applies(self, dims: dict[str, Any]) -> bool:
+        return len({dims.get(k) for k in self.when_differ}) == len(self.when_differ)
 
 
 @dataclass(frozen=True)
@@ -195,9 +201,14 @@ class Table:
     def head_groups(self, head: str) -> list[Group]:
         return [self.groups[g] for g in self.heads[head].groups]
 
-    def compiled(self, head: str) -> CompiledHead:
-        """The head's rules, duplicates, ties, synthesized targets and ignore rules, flat."""
-        return self.compiled_heads[head]
+    def compiled(self, head: str, dims: dict[str, Any] | None = None) -> CompiledHead:
+        """The head's rules, duplicates, ties, synthesized targets and ignore rules, flat; given
+        the config's `dims`, without the groups its PyTorch class does not build for them."""
+        compiled = self.compiled_heads[head]
+        groups = [self.groups[g] for g in self.heads[head].groups]
+        if dims is None or all(g.applies(dims) for g in groups):
+            return compiled
+        return CompiledHead.of([g for g in groups if g.applies(dims)], compiled.ignore)
 
     def source_config_for(self, head: str | None) -> dict[str, SourceConfigEntry]:
         """The table's source_config with the head's own entries over it."""

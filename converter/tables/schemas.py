@@ -81,6 +81,8 @@ def group_schema(kinds: tuple[str, ...]) -> Obj:
         "ties": ListOf(TIE),
         "synthesize": ListOf(SYNTHESIZE),
         "src_prefix": str,  # prepended to every shorthand source name of the group
+        "dst_prefix": str,  # … and target name of its layers outside the vocabulary
+        "when_differ": ListOf(str),  # config keys that must differ for the group to exist
     }
     return Obj({**keys, **{k: SHORTHAND for k in kinds}})
 
@@ -118,7 +120,6 @@ def table_schema(kinds: tuple[str, ...]) -> Obj:
             # How a config-less checkpoint's unseen values are guessed (read by the doctor)
             "config_guesses": MapOf(MapOf(ANY)),
         },
-        frozenset({"schema"}),
     )
 
 
