@@ -220,11 +220,15 @@ def test_archs_lists_albert_with_every_head_and_both_layouts():
         assert all(f"({c})" in block for c in classes), block
 
 
-def test_doctor_says_a_converted_albert_loads_as_is(albert_h5_converted):
-    out = albert_h5_converted["pretraining"]
-    code, stdout, err = run_cli(["doctor", str(out / "model.safetensors"), "--model", str(out)])
-    assert code == 0, err
-    assert "as-is" in stdout and stdout.strip().splitlines()[-1] == "verdict: loads cleanly"
+def test_doctor_says_a_converted_albert_loads_as_is(albert_h5_converted, albert_tf1_converted):
+    for out, args in [
+        (albert_h5_converted["pretraining"], ["--model", str(albert_h5_converted["pretraining"])]),
+        (albert_tf1_converted["squad"], ["--arch", "albert"]),
+    ]:
+        code, stdout, err = run_cli(["doctor", str(out / "model.safetensors"), *args])
+        assert code == 0, err
+        assert " key(s) load unchanged" in stdout, stdout
+        assert stdout.strip().splitlines()[-1] == "verdict: loads cleanly"
 
 
 # --- google-research/albert TF1 checkpoints ---
