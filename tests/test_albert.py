@@ -395,20 +395,28 @@ def test_tf1_pretraining_checkpoint_forced_to_classifier_names_the_unplaced_head
 def minilm_albert(tmp_path_factory):
     """all-MiniLM-L6-v2's trained tensors in TFAlbertForPreTraining (6 layer groups, identity
     projection, first 128 positions; MLM and sentence-order heads initialised by transformers,
-    seeded), saved as tf_model.h5 and converted with the default gate."""
+    seeded), saved as tf_model.h5 and as a google-research/albert TF1 checkpoint, each converted
+    with the default gate. Returns the PyTorch dir and form → (source, output)."""
     from .albert_fixtures import save_minilm_albert_pt
-    from .real_models import save_tf_h5
+    from .real_models import tf_model
 
     root = tmp_path_factory.mktemp("minilm_albert")
     pt_dir = save_minilm_albert_pt(root / "pt", "AlbertForPreTraining")
-    src = save_tf_h5(pt_dir, "AlbertForPreTraining", root / "h5")
-    code, _, err = run_cli(["convert", str(src), str(root / "out")])
-    assert code == 0, err
-    return pt_dir, src, root / "out"
+    model = tf_model(pt_dir, "AlbertForPreTraining")
+    model.save_pretrained(str(root / "h5"))
+    save_albert_tf1_checkpoint(model, root / "tf1")
+    for form in ("h5", "tf1"):
+        code, _, err = run_cli(["convert", str(root / form), str(root / f"{form}-out")])
+        assert code == 0, err
+    return pt_dir, {form: (root / form, root / f"{form}-out") for form in ("h5", "tf1")}
 
 
-def test_trained_weights_in_an_albert_shell_pass_the_default_gate_exactly(minilm_albert):
-    pt_dir, _, out = minilm_albert
+@pytest.mark.parametrize("form", ["h5", "tf1"])
+def test_trained_weights_in_an_albert_shell_pass_the_default_gate_exactly(minilm_albert, form):
+    """No false alarm at real activation scale, through transformers' TFAlbert* and through the
+    table's TF1 reference running six layer groups."""
+    pt_dir, forms = minilm_albert
+    out = forms[form][1]
     parity = read_json(out / "parity_report.json")
     assert parity["passed"] and parity["gate"]["kind"] == "measured-noise"
     names = [o["name"] for o in parity["outputs"]]
@@ -422,11 +430,11 @@ def test_trained_weights_in_an_albert_shell_pass_the_default_gate_exactly(minilm
         np.testing.assert_array_equal(ours[name], value, err_msg=name)
 
 
-def test_exact_gelu_written_as_gelu_new_is_caught_at_real_scale(minilm_albert, tmp_path):
-    _, src, out = minilm_albert
-    mutated = mutated_copy(
-        out, tmp_path / "m", mutate_config=lambda c: c.update(hidden_act="gelu_new")
-    )
+def test_tf1_gelu_copied_verbatim_as_exact_gelu_is_caught_at_real_scale(minilm_albert, tmp_path):
+    """albert_config.json's "gelu" is the tanh form: a converter that copies it into
+    config.json (transformers' exact gelu) diverges at the first layer."""
+    src, out = minilm_albert[1]["tf1"]
+    mutated = mutated_copy(out, tmp_path / "m", mutate_config=lambda c: c.update(hidden_act="gelu"))
     _verify_fails_at(src, mutated, "hidden_states[1]")
 
 
