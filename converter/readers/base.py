@@ -70,6 +70,7 @@ TOKENIZER_FILE_NAMES = (
     "merges.txt",
     "vocab.txt",
     "sentencepiece.bpe.model",
+    "spiece.model",  # ALBERT, T5, XLNet: the slow tokenizer's SentencePiece model
     "spm.model",
     "bpe.codes",
     "dict.txt",

@@ -27,7 +27,7 @@ from .base import (
 
 LAYOUT = "tf1-checkpoint"
 INDEX_SUFFIX = ".index"
-CONFIG_NAMES = ("bert_config.json", "config.json")
+CONFIG_NAMES = ("bert_config.json", "albert_config.json", "config.json")
 DATA_SHARD = re.compile(r"\.data-(\d{5})-of-(\d{5})$")
 
 
@@ -86,9 +86,9 @@ def _config(directory: Path) -> tuple[dict, Path]:
         if path.is_file():
             return read_json_object(path), path
     raise InputError(
-        "no bert_config.json next to the TF1 checkpoint",
+        "no bert_config.json or albert_config.json next to the TF1 checkpoint",
         directory,
-        "google-research/bert checkpoints ship one; copy it next to the .index file",
+        "google-research/bert and albert checkpoints ship one; copy it next to the .index file",
     )
 
 

@@ -23,7 +23,11 @@ DIMS = dict(
     type_vocab_size=2,
     num_hidden_layers=2,
     num_labels=3,
+    embedding_size=6,  # ALBERT, ELECTRA: factorised embeddings
+    num_hidden_groups=2,  # ALBERT: {G} layer groups of {I} inner layers
+    inner_group_num=2,
 )
+PLACEHOLDER_DIMS = {"L": "num_hidden_layers", "G": "num_hidden_groups", "I": "inner_group_num"}
 
 
 def _unread(index: Any = None) -> np.ndarray:
@@ -61,18 +65,25 @@ def listing_for(expanded_head: dict, dims: dict[str, int] = DIMS) -> dict[str, t
     """Every source tensor an expanded head (tests/golden/expand.py) wants, with its shape, for
     every layer; the stored copies it declares, with their original's shape."""
     out: dict[str, tuple] = {}
-    layers = range(dims["num_hidden_layers"])
     for rule in expanded_head["rules"]:
         shape = tuple(d if isinstance(d, int) else dims[d] for d in rule["shape"])
         src_shape = _source_shape(rule["ops"], shape, dims)
-        for layer in layers if "{L}" in rule["src"] or "{_L}" in rule["src"] else [None]:
-            out[_fill(rule["src"], layer)] = src_shape
+        for name in _every_index(rule["src"], dims):
+            out[name] = src_shape
     for dup in expanded_head["duplicates"]:
         out[dup["src"]] = out[dup["same_as"]]
     return out
 
 
-def _fill(pattern: str, layer: int | None) -> str:
-    if layer is None:
-        return pattern
-    return pattern.replace("{L}", str(layer)).replace("{_L}", f"_{layer}" if layer else "")
+def _every_index(pattern: str, dims: dict[str, int]) -> list[str]:
+    """The pattern with each placeholder it holds ({L}, {_L}, {G}, {I}) over its whole range."""
+    names = [pattern]
+    for key, dim in PLACEHOLDER_DIMS.items():
+        if "{" + key + "}" in pattern or "{_" + key + "}" in pattern:
+            names = [_fill(n, key, i) for n in names for i in range(dims[dim])]
+    return names
+
+
+def _fill(pattern: str, key: str, index: int) -> str:
+    suffix = f"_{index}" if index else ""
+    return pattern.replace("{" + key + "}", str(index)).replace("{_" + key + "}", suffix)
