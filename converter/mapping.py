@@ -44,7 +44,7 @@ TOP_KEYS = {
     "keep_source_config",
     "runner",
 }
-GROUP_KEYS = {"rules", "duplicates", "ties", "synthesize"}
+GROUP_KEYS = {"rules", "duplicates", "ties", "synthesize", "when_differ"}
 RULE_KEYS = {"src", "dst", "ops", "shape", "note"}
 DUPLICATE_KEYS = {"src", "same_as", "note"}
 TIE_KEYS = {"dst", "same_as", "note"}
@@ -146,6 +146,12 @@ class Group:
     duplicates: tuple[Duplicate, ...] = ()
     ties: tuple[Tie, ...] = ()
     synthesize: tuple[Synthesized, ...] = ()
+    # Config keys whose values must differ for the PyTorch class to have this group's parameters
+    # (ElectraModel builds `embeddings_project` only when embedding_size != hidden_size).
+    when_differ: tuple[str, ...] = ()
+
+    def applies(self, dims: dict[str, Any]) -> bool:
+        return len({dims.get(k) for k in self.when_differ}) == len(self.when_differ)
 
 
 @dataclass(frozen=True)
@@ -313,7 +319,10 @@ def _group(where: str, data: dict) -> Group:
         synth.append(
             Synthesized(_pattern(w, s["dst"]), s["fill"], _shape(w, s["shape"]), str(s["reason"]))
         )
-    return Group(tuple(rules), tuple(dups), tuple(ties), tuple(synth))
+    differ = data.get("when_differ") or []
+    if not isinstance(differ, list) or not all(isinstance(k, str) for k in differ):
+        raise MappingTableError(f"{where}.when_differ: expected a list of config keys")
+    return Group(tuple(rules), tuple(dups), tuple(ties), tuple(synth), tuple(differ))
 
 
 def _merge(parent: dict, child: dict) -> dict:

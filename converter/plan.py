@@ -175,7 +175,7 @@ def _match_one(name: str, patterns: list[tuple[Pattern, Any]], table: Table):
 def plan_head(source: Source, table: Table, head: str, dims: dict[str, Any]) -> Plan:
     """Account for every tensor under one head's rules. Never raises for accounting problems."""
     plan = Plan(table=table, head=head, dims=dims)
-    groups = table.head_groups(head)
+    groups = [g for g in table.head_groups(head) if g.applies(dims)]
     rules = [(r.src, r) for g in groups for r in g.rules]
     dups = [(d.src, d) for g in groups for d in g.duplicates]
     present = {t.name for t in source.tensors}
@@ -329,7 +329,7 @@ def accounting_table(plan: Plan) -> str:
 def check_layer_counts(source: Source, plan: Plan) -> None:
     """The config's layer count must equal the number of layers stored in the weights."""
     table = plan.table
-    rules = [r for g in table.head_groups(plan.head) for r in g.rules]
+    rules = [r for g in table.head_groups(plan.head) if g.applies(plan.dims) for r in g.rules]
     for name, key in table.placeholders.items():
         seen = {
             v[name]
