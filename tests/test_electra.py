@@ -1,0 +1,263 @@
+"""ELECTRA, added with tables and tests only: transformers' TFElectra* saves (every head, with and
+without the embedding projection) and google-research/electra TF1 checkpoints (discriminator and
+generator in one file, no config) convert with every tensor exact, load strictly in transformers
+4.57 and 5, and verify against their TF reference; real bugs are caught."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+import transformers
+from safetensors.numpy import load_file
+
+from . import real_models
+from .conftest import mutated_copy, read_json, run_cli
+from .electra_fixtures import ELECTRA_HEAD_CLASSES, build_tf_electra
+from .test_bert import _transformers_own_conversion
+from .test_transformers5 import HF5_PYTHON
+
+HEAD_LABELS = {"question-answering": 2, "token-classification": 5}  # start/end; any count
+
+
+def _assert_exact(out, oracle):
+    """Every written tensor equals the oracle's; what is not written is a declared tie."""
+    ours = load_file(str(out / "model.safetensors"))
+    for name, value in ours.items():
+        np.testing.assert_array_equal(value, oracle[name], err_msg=name)
+    tied = {t["name"] for t in read_json(out / "conversion_report.json")["target_parameters"]}
+    assert set(oracle) - set(ours) <= tied
+
+
+def _convert(src, out, *extra):
+    code, stdout, err = run_cli(["convert", str(src), str(out), *extra])
+    assert code == 0, err
+    return stdout + err
+
+
+@pytest.fixture(scope="session")
+def electra_h5(tmp_path_factory):
+    """One tf_model.h5 per head (embedding_size 16 ≠ hidden_size 32), and a discriminator whose
+    embeddings are as wide as its encoder (no projection, as ELECTRA-base/large)."""
+    root = tmp_path_factory.mktemp("electra_h5")
+    for i, (head, cls) in enumerate(ELECTRA_HEAD_CLASSES.items()):
+        build_tf_electra(root / head, cls, seed=70 + i, num_labels=HEAD_LABELS.get(head, 3))
+    build_tf_electra(root / "same-width", "ElectraForPreTraining", seed=79, embedding_size=32)
+    return {p.name: p for p in root.iterdir()}
+
+
+@pytest.fixture(scope="session")
+def electra_h5_converted(electra_h5, tmp_path_factory):
+    root = tmp_path_factory.mktemp("electra_h5_converted")
+    for name, src in electra_h5.items():
+        _convert(src, root / name)
+    return {name: root / name for name in electra_h5}
+
+
+@pytest.mark.parametrize("head", list(ELECTRA_HEAD_CLASSES))
+def test_hf_keras_electra_head_converts_exactly_and_verifies(
+    head, electra_h5, electra_h5_converted
+):
+    out, cls = electra_h5_converted[head], ELECTRA_HEAD_CLASSES[head]
+    report = read_json(out / "conversion_report.json")
+    assert (report["table"], report["head"], report["class"]) == ("electra-hf-keras", head, cls)
+    assert report["counts"]["unexpected"] == report["counts"]["missing"] == 0
+    parity = read_json(out / "parity_report.json")
+    assert parity["passed"] and parity["max_abs_diff"] <= 1e-5
+    assert parity["reference"] == f"transformers' TF{cls}"
+    _assert_exact(out, _transformers_own_conversion(electra_h5[head], cls))
+    model, info = getattr(transformers, cls).from_pretrained(str(out), output_loading_info=True)
+    assert all(not v for v in info.values()), info
+
+
+def test_embeddings_project_is_converted_only_when_the_widths_differ(electra_h5_converted):
+    projected = load_file(str(electra_h5_converted["pretraining"] / "model.safetensors"))
+    assert projected["electra.embeddings_project.weight"].shape == (32, 16)
+    same = electra_h5_converted["same-width"]
+    assert not any("embeddings_project" in k for k in load_file(str(same / "model.safetensors")))
+    assert read_json(same / "parity_report.json")["passed"]
+    model, info = transformers.ElectraForPreTraining.from_pretrained(
+        str(same), output_loading_info=True
+    )
+    assert all(not v for v in info.values()) and not hasattr(model.electra, "embeddings_project")
+
+
+def test_generator_lm_head_is_tied_to_the_word_embeddings_and_its_stored_copy_checked(
+    electra_h5_converted,
+):
+    report = read_json(electra_h5_converted["masked-lm"] / "conversion_report.json")
+    tied = {t["name"]: t.get("same_as") for t in report["target_parameters"]}
+    assert tied["generator_lm_head.weight"] == "electra.embeddings.word_embeddings.weight"
+    copies = [t for t in report["source_tensors"] if t["fate"] == "duplicate"]
+    assert len(copies) == 5 and all(t["name"].startswith("generator_lm_head/") for t in copies)
+    assert all(t["checked"] == "equal" for t in copies)
+
+
+def test_electra_sequence_classifier_is_dense_gelu_out_proj_without_a_pooler(
+    electra_h5_converted,
+):
+    written = load_file(str(electra_h5_converted["sequence-classification"] / "model.safetensors"))
+    assert {k for k in written if k.startswith("classifier.")} == {
+        "classifier.dense.weight",
+        "classifier.dense.bias",
+        "classifier.out_proj.weight",
+        "classifier.out_proj.bias",
+    }
+    assert not any("pooler" in k for k in written)
+    config = read_json(electra_h5_converted["sequence-classification"] / "config.json")
+    assert len(config["id2label"]) == 3 and config["model_type"] == "electra"
+
+
+# --- mutations that `tf2pt verify` must catch ---
+
+
+def _verify_fails_at(src, out, first):
+    code, _, err = run_cli(["verify", str(src), str(out)])
+    assert code == 1 and "parity failed" in err and "Traceback" not in err, err
+    assert read_json(out / "parity_report.json")["first_divergence"]["name"] == first
+
+
+def swap_query_and_key(layer: int):
+    """A mutation: one layer's query and key change places, weights and biases alike."""
+
+    def mutate(tensors):
+        for kind in ("weight", "bias"):
+            q, k = (
+                f"electra.encoder.layer.{layer}.attention.self.{n}.{kind}" for n in ("query", "key")
+            )
+            tensors[q], tensors[k] = tensors[k], tensors[q]
+
+    return mutate
+
+
+def test_hf_keras_swapped_query_and_key_are_caught(electra_h5, electra_h5_converted, tmp_path):
+    out = mutated_copy(electra_h5_converted["pretraining"], tmp_path / "m", swap_query_and_key(1))
+    _verify_fails_at(electra_h5["pretraining"], out, "hidden_states[2]")
+
+
+def test_hf_keras_untransposed_discriminator_dense_is_caught(
+    electra_h5, electra_h5_converted, tmp_path
+):
+    def untranspose(t):  # square [hidden, hidden]: the shape check cannot see it
+        name = "discriminator_predictions.dense.weight"
+        t[name] = np.ascontiguousarray(t[name].T)
+
+    out = mutated_copy(electra_h5_converted["pretraining"], tmp_path / "m", untranspose)
+    _verify_fails_at(electra_h5["pretraining"], out, "logits")
+
+
+def test_hf_keras_gelu_written_as_gelu_new_is_caught(electra_h5, electra_h5_converted, tmp_path):
+    def tanh_gelu(config):
+        config["hidden_act"] = "gelu_new"
+
+    out = mutated_copy(electra_h5_converted["base-model"], tmp_path / "m", None, tanh_gelu)
+    _verify_fails_at(electra_h5["base-model"], out, "hidden_states[1]")
+
+
+# --- transformers 5 ---
+
+LOAD_IN_V5 = r"""
+import json, sys
+import numpy as np, torch, transformers
+ids = torch.from_numpy(np.load(sys.argv[1]))
+for out_dir in sys.argv[2:]:
+    cls = getattr(transformers, json.load(open(out_dir + "/config.json"))["architectures"][0])
+    model, info = cls.from_pretrained(out_dir, output_loading_info=True)
+    model.eval()
+    batch = ids[:, None].repeat(1, 2, 1) if cls.__name__.endswith("MultipleChoice") else ids
+    with torch.no_grad():
+        logits = model(input_ids=batch, attention_mask=(batch != 0).long())[0]
+    np.save(out_dir + "/v5_logits.npy", logits.numpy())
+    problems = {k: list(v) for k, v in info.items() if v}
+    meta = [n for n, p in model.named_parameters() if p.device.type == "meta"]
+    print(json.dumps({"dir": out_dir, "version": transformers.__version__,
+                      "problems": problems, "meta": meta}))
+"""
+V5_IDS = np.array([[2, 5, 6, 7, 8, 3], [2, 9, 10, 3, 0, 0]], dtype=np.int64)
+
+
+def loads_strictly_in_transformers_5(out_dirs, tmp_path):
+    """Every output loads in transformers 5 with nothing missing, unexpected or on `meta`, and
+    its first output equals transformers 4.57's on the same ids (one child process for all)."""
+    import torch
+
+    assert HF5_PYTHON.exists(), f"{HF5_PYTHON} is missing: run `make install`"
+    np.save(tmp_path / "ids.npy", V5_IDS)
+    run = subprocess.run(
+        [str(HF5_PYTHON), "-c", LOAD_IN_V5, str(tmp_path / "ids.npy"), *map(str, out_dirs)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"},
+    )
+    assert run.returncode == 0, run.stderr
+    results = [json.loads(line) for line in run.stdout.strip().splitlines()]
+    assert len(results) == len(out_dirs)
+    for out_dir, result in zip(out_dirs, results, strict=True):
+        assert result["version"].startswith("5.")
+        assert result["problems"] == {} and result["meta"] == [], result
+        cls = getattr(transformers, read_json(out_dir / "config.json")["architectures"][0])
+        model = cls.from_pretrained(str(out_dir)).eval()
+        ids = torch.from_numpy(V5_IDS)
+        batch = ids[:, None].repeat(1, 2, 1) if cls.__name__.endswith("MultipleChoice") else ids
+        with torch.no_grad():
+            ours = model(input_ids=batch, attention_mask=(batch != 0).long())[0].numpy()
+        v5 = np.load(out_dir / "v5_logits.npy")
+        (out_dir / "v5_logits.npy").unlink()
+        np.testing.assert_allclose(v5, ours, atol=1e-5, rtol=0, err_msg=str(out_dir))
+
+
+def test_hf_keras_outputs_load_strictly_and_match_in_transformers_5(electra_h5_converted, tmp_path):
+    loads_strictly_in_transformers_5(list(electra_h5_converted.values()), tmp_path)
+
+
+# --- real trained weights ---
+
+
+def minilm_electra_pt(directory, positions: int = 128):
+    """all-MiniLM-L6-v2's trained encoder in an ElectraForPreTraining shell (embedding_size =
+    hidden_size = 384: no projection, as ELECTRA-base), positions cut to `positions`; the
+    discriminator head, which MiniLM lacks, comes from transformers' initialiser, seeded."""
+    import torch
+
+    trained = real_models.minilm_tensors()
+    base = real_models.bert_config()
+    config = transformers.ElectraConfig(
+        vocab_size=base.vocab_size,
+        embedding_size=base.hidden_size,
+        hidden_size=base.hidden_size,
+        num_hidden_layers=base.num_hidden_layers,
+        num_attention_heads=base.num_attention_heads,
+        intermediate_size=base.intermediate_size,
+        max_position_embeddings=positions,
+        type_vocab_size=base.type_vocab_size,
+        hidden_act=base.hidden_act,
+        layer_norm_eps=base.layer_norm_eps,
+    )
+    torch.manual_seed(0)
+    model = transformers.ElectraForPreTraining(config)
+    state = model.state_dict()
+    for name, value in trained.items():
+        if name.startswith(("embeddings.", "encoder.")) and "position_ids" not in name:
+            if name == "embeddings.position_embeddings.weight":
+                value = value[:positions]
+            state["electra." + name] = torch.from_numpy(np.ascontiguousarray(value))
+    model.load_state_dict(state, strict=True)
+    model.save_pretrained(str(directory))
+    return directory
+
+
+def test_trained_minilm_encoder_as_electra_passes_the_default_gate(tmp_path):
+    pt_dir = minilm_electra_pt(tmp_path / "pt")
+    src = real_models.save_tf_h5(pt_dir, "ElectraForPreTraining", tmp_path / "h5")
+    out = tmp_path / "out"
+    _convert(src, out)
+    parity = read_json(out / "parity_report.json")
+    assert parity["passed"] and parity["gate"]["kind"] == "measured-noise"
+    assert all(o["noise"] > 0 and o["max_abs_diff"] <= o["tolerance"] for o in parity["outputs"])
+    written = load_file(str(out / "model.safetensors"))
+    for name, value in load_file(str(pt_dir / "model.safetensors")).items():
+        np.testing.assert_array_equal(written[name], value, err_msg=name)
