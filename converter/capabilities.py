@@ -19,6 +19,7 @@ from functools import cache
 from pathlib import Path
 
 from .errors import MissingDependencyError
+from .verify.reference_spec import RUNNERS
 
 
 @dataclass(frozen=True)
@@ -54,12 +55,10 @@ MODULES: dict[str, Module] = {
     )
 }
 
-# The modules the TF runner of each source layout adds to verification's own.
-VERIFY_LAYOUT_MODULES: dict[str, tuple[str, ...]] = {
-    "hf-keras": ("tf_keras",),
-    "keras-hub": ("keras", "keras_hub"),
-    "tf1-checkpoint": (),
-    "tf2": (),  # Model Garden checkpoints also need tf-models-no-deps, said by their runner
+# The modules each TF reference runner (a table's `reference: {runner: …}`) adds to
+# verification's own; the registry in verify/reference_spec.py says which.
+VERIFY_RUNNER_MODULES: dict[str, tuple[str, ...]] = {
+    name: entry.modules for name, entry in RUNNERS.items()
 }
 
 TF_CHECKPOINT = Capability(
@@ -186,8 +185,8 @@ def environment() -> dict:
             ),
         ],
         "torch_first": TORCH_FIRST,
-        "verify_by_layout": {
-            layout: problems(VERIFY.modules + extra)
-            for layout, extra in VERIFY_LAYOUT_MODULES.items()
+        "verify_by_runner": {
+            runner: problems(VERIFY.modules + extra)
+            for runner, extra in VERIFY_RUNNER_MODULES.items()
         },
     }

@@ -12,13 +12,13 @@ from pathlib import Path
 import click
 
 from . import __version__, api
+from .accounting_text import accounting_table
 from .convert import (
     ConvertOptions,
     analyse,
 )
 from .errors import BatchError, InputError, Tf2ptError, UsageError
 from .mapping import load_table, table_names
-from .plan import accounting_table
 from .writer import json_text
 
 SIZE_UNITS = {
@@ -439,9 +439,9 @@ def env_cmd(as_json):
     if found["modules"]["torch"] is None:
         click.echo(f"install torch's CPU build first, then the extra: {found['torch_first']}")
     verify = next(c for c in found["capabilities"] if c["name"] == "verify")
-    for layout, missing in found["verify_by_layout"].items():
+    for runner, missing in found["verify_by_runner"].items():
         if verify["available"] and missing:
-            click.echo(f"    {layout} sources also need {', '.join(missing)}")
+            click.echo(f"    the {runner} reference also needs {', '.join(missing)}")
 
 
 @cli.command("archs")

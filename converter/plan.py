@@ -3,18 +3,17 @@
 Source tensors are mapped (to exactly one target), duplicates (a stored copy of another source
 tensor, checked equal when written), ignored (by a table rule with a reason) or unexpected.
 Target parameters are produced, tied, synthesized (with a reason) or missing. Shapes are checked
-against the shapes the config implies, after the rule's declared ops. The plan is pure data; the
-writer carries it out.
+against the shapes the config implies, after the rule's declared ops. The plan is pure data:
+`enforce` refuses an unclean one, `accounting_text` shows it, the writer carries it out.
 """
 
 from __future__ import annotations
 
-import difflib
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import AccountingError, ConfigConflictError, InputError, MappingTableError, UsageError
+from .errors import InputError, MappingTableError, UsageError
 from .mapping import Pattern, ShapeSpec, Table
 from .ops import Op, OpShapeError, chain_shape
 from .readers.base import Source, SourceTensor
@@ -99,6 +98,13 @@ class Plan:
         return self.table.class_name(self.head)
 
     @property
+    def input_shape(self) -> str:
+        """`sequence` ([batch, length]) or `choices` ([batch, choices, length], multiple choice):
+        the head's fact from its table's `reference:` block, for both models' inputs."""
+        facts = (self.table.reference.get("heads") or {}).get(self.head) or {}
+        return str(facts.get("input_shape", "sequence"))
+
+    @property
     def clean(self) -> bool:
         return not (self.unexpected or self.missing or self.mismatched)
 
@@ -146,10 +152,6 @@ def _expand(pattern: Pattern, table: Table, dims: dict[str, Any]) -> list[tuple[
     return out
 
 
-def _closest(name: str, pool: list[str]) -> tuple[str, ...]:
-    return tuple(difflib.get_close_matches(name, pool, n=3, cutoff=0.5))
-
-
 def _conflicts(spec: ShapeSpec, got: Shape, dims: dict[str, Any]) -> tuple:
     """Which config keys would have to change for `got` to match `spec` (same rank only)."""
     if len(spec) != len(got):
@@ -163,8 +165,7 @@ def _conflicts(spec: ShapeSpec, got: Shape, dims: dict[str, Any]) -> tuple:
     return tuple(out)
 
 
-def _match_one(name: str, patterns: list[tuple[Pattern, Any]], table: Table):
-    hits = [(obj, v) for p, obj in patterns if (v := p.match(name)) is not None]
+def _one(name: str, hits: list, table: Table):
     if len(hits) > 1:
         raise MappingTableError(
             f"mappings/{table.name}.yaml: source '{name}' matches {len(hits)} rules"
@@ -173,17 +174,16 @@ def _match_one(name: str, patterns: list[tuple[Pattern, Any]], table: Table):
 
 
 def plan_head(source: Source, table: Table, head: str, dims: dict[str, Any]) -> Plan:
-    """Account for every tensor under one head's rules. Never raises for accounting problems."""
+    """Account for every tensor under one head's rules (compiled once with the table). Never
+    raises for accounting problems."""
     plan = Plan(table=table, head=head, dims=dims)
-    groups = [g for g in table.head_groups(head) if g.applies(dims)]
-    rules = [(r.src, r) for g in groups for r in g.rules]
-    dups = [(d.src, d) for g in groups for d in g.duplicates]
+    compiled = table.compiled(head, dims)
     present = {t.name for t in source.tensors}
     produced: set[str] = set()
     unexpected: list[SourceTensor] = []
 
     for tensor in source.tensors:
-        rule, values = _match_one(tensor.name, rules, table)
+        rule, values = _one(tensor.name, compiled.rules_for(tensor.name), table)
         if rule is not None:
             out_of_range = [
                 k for k, v in values.items() if v >= int(dims.get(table.placeholders[k], 0))
@@ -211,37 +211,34 @@ def plan_head(source: Source, table: Table, head: str, dims: dict[str, Any]) -> 
                 )
             produced.add(dst)
             continue
-        dup, values = _match_one(tensor.name, dups, table)
+        dup, values = _one(tensor.name, compiled.duplicates_for(tensor.name), table)
         if dup is not None and dup.same_as.fill(values) in present:
             plan.duplicates.append(DuplicateCopy(tensor.name, dup.same_as.fill(values)))
             continue
-        reason = next(
-            (i.reason for i in table.ignore if i.pattern.match(tensor.name) is not None), None
-        )
+        reason = compiled.ignore_reason(tensor.name)
         if reason is not None:
             plan.ignored.append(Ignored(tensor.name, tensor.shape, reason))
             continue
         unexpected.append(tensor)
 
     expected_src: dict[str, str] = {}  # target → source name it should come from
-    for group in groups:
-        for rule in group.rules:
-            for dst, values in _expand(rule.dst, table, dims):
-                expected_src[table.target_name(head, dst)] = rule.src.fill(values)
-        for tie in group.ties:
-            for dst, values in _expand(tie.dst, table, dims):
-                plan.tied.append(
-                    TiedTarget(
-                        table.target_name(head, dst),
-                        table.target_name(head, tie.same_as.fill(values)),
-                    )
+    for rule in compiled.rules:
+        for dst, values in _expand(rule.dst, table, dims):
+            expected_src[table.target_name(head, dst)] = rule.src.fill(values)
+    for tie in compiled.ties:
+        for dst, values in _expand(tie.dst, table, dims):
+            plan.tied.append(
+                TiedTarget(
+                    table.target_name(head, dst),
+                    table.target_name(head, tie.same_as.fill(values)),
                 )
-        for syn in group.synthesize:
-            shape = _eval_shape(syn.shape, dims, source.config_path)
-            for dst, _ in _expand(syn.dst, table, dims):
-                plan.synthesized.append(
-                    SynthesizedTarget(table.target_name(head, dst), shape, syn.fill, syn.reason)
-                )
+            )
+    for syn in compiled.synthesize:
+        shape = _eval_shape(syn.shape, dims, source.config_path)
+        for dst, _ in _expand(syn.dst, table, dims):
+            plan.synthesized.append(
+                SynthesizedTarget(table.target_name(head, dst), shape, syn.fill, syn.reason)
+            )
 
     plan.expected_sources = sorted(set(expected_src.values()))
     plan.unexpected = [Unplaced(t.name, t.shape) for t in unexpected]
@@ -299,93 +296,3 @@ def choose_head(source: Source, table: Table, dims: dict[str, Any], requested: s
         )
     # Nothing fits: report against the closest head so the table names what is wrong.
     return min(plans.values(), key=lambda p: (len(p.unexpected) + len(p.missing), p.head))
-
-
-def _fmt_shape(shape: Shape | None) -> str:
-    return "?" if shape is None else "[" + ", ".join(map(str, shape)) + "]"
-
-
-def accounting_table(plan: Plan) -> str:
-    """A human table of every unexpected, missing and mismatched tensor, with the closest names
-    on the other side (computed here, only when there is something to show)."""
-    lines = []
-    unplaced_sources = [u.name for u in plan.unexpected]
-    for u in plan.unexpected:
-        closest = _closest(u.name, plan.expected_sources)
-        near = f"  did you mean: {', '.join(closest)}" if closest else ""
-        lines.append(f"  unexpected  {u.name} {_fmt_shape(u.shape)}{near}")
-    for u in plan.missing:
-        closest = _closest(u.expected_source, unplaced_sources)
-        near = f"  closest unplaced source: {', '.join(closest)}" if closest else ""
-        lines.append(f"  missing     {u.name} (from source '{u.expected_source}'){near}")
-    for m in plan.mismatched:
-        lines.append(
-            f"  mismatched  {m.src} → {m.dst}: got {_fmt_shape(m.got)} ({m.note}), "
-            f"expected {_fmt_shape(m.expected)}"
-        )
-    return "\n".join(lines)
-
-
-def check_layer_counts(source: Source, plan: Plan) -> None:
-    """The config's layer count must equal the number of layers stored in the weights."""
-    table = plan.table
-    rules = [r for g in table.head_groups(plan.head) if g.applies(plan.dims) for r in g.rules]
-    for name, key in table.placeholders.items():
-        seen = {
-            v[name]
-            for t in source.tensors
-            for r in rules
-            if name in r.src.placeholders and (v := r.src.match(t.name)) is not None
-        }
-        stored = max(seen) + 1 if seen else 0
-        if stored and stored != int(plan.dims.get(key, 0)):
-            raise ConfigConflictError(
-                f"config says {key}={plan.dims.get(key)} but the weights hold {stored} layers",
-                source.config_path or source.path,
-                f'set "{key}": {stored} in config.json',
-            )
-
-
-def enforce(source: Source, plan: Plan) -> None:
-    """Raise unless every tensor is accounted for with the right shape."""
-    check_layer_counts(source, plan)
-    if plan.unexpected or plan.missing:
-        parts = []
-        if plan.unexpected:
-            first = plan.unexpected[0]
-            parts.append(
-                f"{len(plan.unexpected)} unexpected source tensor(s), e.g. '{first.name}' "
-                f"{_fmt_shape(first.shape)}"
-            )
-        if plan.missing:
-            parts.append(
-                f"{len(plan.missing)} missing target parameter(s), e.g. '{plan.missing[0].name}'"
-            )
-        raise AccountingError(
-            f"cannot account for every weight as {plan.class_name}: " + "; ".join(parts),
-            source.path,
-            "see the table above; pass --head if the head was mis-detected",
-            details=accounting_table(plan),
-        )
-    if plan.mismatched:
-        explained = [m for m in plan.mismatched if m.conflicts]
-        if len(explained) == len(plan.mismatched):
-            key, config_value, weight_value = explained[0].conflicts[0]
-            hint = (
-                f"pass --num-labels {weight_value} to trust the weights (id2label is rewritten)"
-                if key == "num_labels"
-                else f'fix config.json ("{key}": {weight_value}) to match the weights'
-            )
-            raise ConfigConflictError(
-                f"config says {key}={config_value} but {explained[0].dst} implies "
-                f"{key}={weight_value}",
-                source.config_path or source.path,
-                hint,
-                details=accounting_table(plan),
-            )
-        raise AccountingError(
-            f"{len(plan.mismatched)} tensor(s) do not have the shape {plan.class_name} needs",
-            source.path,
-            "see the table above",
-            details=accounting_table(plan),
-        )

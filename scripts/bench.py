@@ -59,11 +59,11 @@ import os, sys
 os.environ.update(TF_CPP_MIN_LOG_LEVEL="3", USE_TORCH="0")
 from converter.convert import ConvertOptions, analyse
 from converter.verify.inputs import make_inputs
-from converter.verify.runners import TF_RUNNERS
+from converter.verify.runners import declared_runner
 analysis = analyse(sys.argv[1], ConvertOptions())
 plan = analysis.plan
-inputs = make_inputs(plan.dims, plan.table.position_offset, multiple_choice=False)
-runner = TF_RUNNERS[analysis.source.layout](analysis.source, plan)
+inputs = make_inputs(plan.dims, plan.table.position_offset)
+runner = declared_runner(plan)(analysis.source, plan)
 [runner.run(batch) for batch in inputs.batches]
 """
 

@@ -163,10 +163,10 @@ def test_a_pytorch_checkpoint_is_refused_unread_and_pointed_to_doctor(tmp_path):
 
 
 def test_interrupt_mid_conversion_leaves_no_output(tmp_path, tf_checkpoints, monkeypatch):
-    from converter import convert as convert_module
+    from converter import tensor_jobs
 
     calls = {"n": 0}
-    real = convert_module.chain_apply
+    real = tensor_jobs.chain_apply
 
     def interrupted(ops, array):
         calls["n"] += 1
@@ -174,7 +174,7 @@ def test_interrupt_mid_conversion_leaves_no_output(tmp_path, tf_checkpoints, mon
             raise KeyboardInterrupt
         return real(ops, array)
 
-    monkeypatch.setattr(convert_module, "chain_apply", interrupted)
+    monkeypatch.setattr(tensor_jobs, "chain_apply", interrupted)
     out = tmp_path / "out"
     code, _, err = run_cli(["convert", str(tf_checkpoints["base-model"]), str(out), "--no-verify"])
     assert code == 130 and "interrupted" in err
@@ -183,12 +183,12 @@ def test_interrupt_mid_conversion_leaves_no_output(tmp_path, tf_checkpoints, mon
 
 SLOW_CONVERT = """
 import sys, time
-from converter import convert
-real = convert.chain_apply
+from converter import tensor_jobs
+real = tensor_jobs.chain_apply
 def slow(ops, array):
     time.sleep(0.2)
     return real(ops, array)
-convert.chain_apply = slow
+tensor_jobs.chain_apply = slow
 from converter.cli import main
 main(sys.argv[1:])
 """

@@ -111,17 +111,17 @@ def test_tf1_optimizer_slots_are_ignored_with_reasons_and_labels_come_from_the_w
 
 @pytest.mark.parametrize("kind", ["pretraining", "classifier"])
 def test_tf1_reference_model_matches_transformers_tf_bert(kind, tf1_checkpoints):
-    """The TF runner for TF1 checkpoints is hand-written; it must compute what TFBert* computes
-    on the same weights (with gelu_new, which is modeling.py's "gelu")."""
+    """The TF1 reference (the generic tf1-encoder, reading the names bert-tf1.yaml declares) must
+    compute what TFBert* computes on the same weights (with gelu_new, modeling.py's "gelu")."""
     from converter.convert import ConvertOptions, analyse
     from converter.verify.inputs import make_inputs
-    from converter.verify.tf1_bert import Tf1BertRunner
+    from converter.verify.runners import declared_runner
 
     analysis = analyse(tf1_checkpoints[kind], ConvertOptions())
-    runner = Tf1BertRunner(analysis.source, analysis.plan)
+    runner = declared_runner(analysis.plan)(analysis.source, analysis.plan)
     hf_dir = tf1_checkpoints[kind].parent / f"{kind}-hf"
     tf_model = getattr(transformers, "TF" + TF1_KINDS[kind]).from_pretrained(str(hf_dir))
-    inputs = make_inputs(analysis.plan.dims, 0, multiple_choice=False)
+    inputs = make_inputs(analysis.plan.dims, 0)
     for batch in inputs.batches:
         ours = runner.run(batch)
         theirs = tf_model(**batch.as_dict(), output_hidden_states=True, training=False)

@@ -173,7 +173,7 @@ def test_env_in_the_full_install_finds_every_framework_and_its_version():
     expected = {m: importlib.metadata.version(d) for m, d in FRAMEWORKS.items()}
     assert found["modules"] == expected
     assert all(c["available"] for c in found["capabilities"]), found["capabilities"]
-    assert all(not missing for missing in found["verify_by_layout"].values())
+    assert all(not missing for missing in found["verify_by_runner"].values())
 
 
 def test_transformers_5_is_named_too_new_for_verify_but_serves_doctor():

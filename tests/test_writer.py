@@ -130,20 +130,20 @@ def test_output_config_writes_defaults_explicitly(tf_checkpoints, tmp_path):
 
 def test_row_block_streaming_writes_the_same_bytes(tf_checkpoints, tmp_path, monkeypatch):
     """Tiny blocks force every tensor through the block path (rows, and transposed columns)."""
-    from converter import convert as convert_module
+    from converter import tensor_jobs
 
     src = tf_checkpoints["masked-lm"]
     code, _, err = run_cli(["convert", str(src), str(tmp_path / "whole"), "--no-verify"])
     assert code == 0, err
     reads = []
-    real_read = convert_module._read
+    real_read = tensor_jobs._read
 
     def counting_read(tensor, index=None):
         reads.append(index)
         return real_read(tensor, index)
 
-    monkeypatch.setattr(convert_module, "BLOCK_BYTES", 256)
-    monkeypatch.setattr(convert_module, "_read", counting_read)
+    monkeypatch.setattr(tensor_jobs, "BLOCK_BYTES", 256)
+    monkeypatch.setattr(tensor_jobs, "_read", counting_read)
     code, _, err = run_cli(["convert", str(src), str(tmp_path / "blocks"), "--no-verify"])
     assert code == 0, err
     assert sum(index is not None for index in reads) > 100
@@ -151,13 +151,13 @@ def test_row_block_streaming_writes_the_same_bytes(tf_checkpoints, tmp_path, mon
 
 
 def test_block_streaming_still_checks_stored_copies(tf_checkpoints, tmp_path, monkeypatch):
-    from converter import convert as convert_module
+    from converter import tensor_jobs
 
     from .h5edit import scale_weight
 
     src = copy_tree(tf_checkpoints["masked-lm"], tmp_path / "src")
     scale_weight(src / "tf_model.h5", "lm_head", "word_embeddings/weight:0", 1.5)
-    monkeypatch.setattr(convert_module, "BLOCK_BYTES", 256)
+    monkeypatch.setattr(tensor_jobs, "BLOCK_BYTES", 256)
     code, _, err = run_cli(["convert", str(src), str(tmp_path / "out"), "--no-verify"])
     assert code == 1 and "differs" in err
     assert not (tmp_path / "out").exists()

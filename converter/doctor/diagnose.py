@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Any
 
-import yaml
-
 from ..errors import MappingTableError
 from ..mapping import load_table, table_names, tables_dir
 from ..ops import Op, OpShapeError, chain_shape
+from ..tables.schema import load_yaml
+from ..tables.schemas import REPAIRS
 from .checkpoint import Checkpoint
 from .target import Target
 
@@ -82,7 +82,7 @@ def _normalise(where: str, items: Any) -> tuple[tuple[str, str], ...]:
 @cache
 def load_repairs() -> RepairBook:
     path = tables_dir() / "doctor" / "repairs.yaml"
-    data = yaml.safe_load(path.read_text())
+    data = load_yaml(path, REPAIRS)
     repairs = []
     for i, r in enumerate(data.get("repairs") or []):
         if r.get("kind") not in REPAIR_KINDS or not r.get("name") or not r.get("reason"):

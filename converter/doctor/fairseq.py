@@ -14,10 +14,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import InputError, MappingTableError
 from ..mapping import tables_dir
+from ..tables.schema import load_yaml
+from ..tables.schemas import FAIRSEQ
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class FairseqSpec:
 @cache
 def load_spec() -> FairseqSpec:
     path = tables_dir() / "doctor" / "fairseq.yaml"
-    data = yaml.safe_load(path.read_text())
+    data = load_yaml(path, FAIRSEQ)
     try:
         for key, entry in data["config"].items():
             if not ({"arg", "tensor"} & set(entry)) or set(entry) - {

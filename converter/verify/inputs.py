@@ -28,6 +28,16 @@ class Batch:
             out["token_type_ids"] = self.token_type_ids
         return out
 
+    def feed(self, feeds: dict[str, str]) -> dict[str, np.ndarray]:
+        """The reference model's inputs under its own names (a table's `reference.feeds`: model
+        input → batch field). A field the batch lacks is fed as zeros (token types of a model
+        that has one type)."""
+        fields = self.as_dict()
+        return {
+            model_input: fields[field] if field in fields else np.zeros_like(self.input_ids)
+            for model_input, field in feeds.items()
+        }
+
     def flat_mask(self) -> np.ndarray:
         """Non-padding positions as a boolean [sequences, len] array."""
         return self.attention_mask.reshape(-1, self.attention_mask.shape[-1]).astype(bool)
@@ -96,14 +106,17 @@ def _batch(rows: list[list[int]], pad: int, with_types: bool, choices: int) -> B
 def make_inputs(
     dims: dict[str, Any],
     position_offset: int,
-    multiple_choice: bool,
+    input_shape: str = "sequence",
+    token_types: bool = True,
     texts: tuple[str, ...] = (),
     tokenizer_dir: Path | None = None,
 ) -> ParityInputs:
     """A maximum-length row, then short rows (quarter length, short, minimal) and real texts.
 
     Rows carry bos/eos and a separator pair in the middle, as RoBERTa sentence pairs do. For
-    multiple choice, rows are paired into two choices per example.
+    choice-shaped input (a head fact, `reference.heads.<head>.input_shape: choices`), rows are
+    paired into two choices per example. Token types are fed when the model takes them
+    (`token_types`, from the table's feeds) and has more than one.
     """
     rng = np.random.default_rng(SEED)
     pad, bos, eos = _special_ids(dims)
@@ -117,7 +130,7 @@ def make_inputs(
             body[n // 2 - 1 : n // 2 + 1] = [eos, eos]
         return [bos, *body, eos]
 
-    choices = 2 if multiple_choice else 1
+    choices = 2 if input_shape == "choices" else 1
     long_rows = [synthetic(max_len) for _ in range(choices)]
     long_names = ["maximum length"] * choices
     short_rows = [synthetic(n) for n in (max(4, min(max_len, max_len // 4)), min(max_len, 9), 3)]
@@ -130,7 +143,7 @@ def make_inputs(
     if len(short_rows) % choices:
         short_rows.append(short_rows[-1])
         short_names.append("repeat (multiple choice pairs rows)")
-    with_types = int(dims.get("type_vocab_size") or 1) > 1
+    with_types = token_types and int(dims.get("type_vocab_size") or 1) > 1
     return ParityInputs(
         [_batch(long_rows, pad, with_types, choices), _batch(short_rows, pad, with_types, choices)],
         long_names + short_names,

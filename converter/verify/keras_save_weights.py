@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import ParityError
 from ..plan import Plan
 from ..readers import Source
+from .reference_spec import feeds
 from .runners import HfKerasTfRunner, _zero_initializers, transformers_tf_class
 
 INDEX_SUFFIX = ".index"
@@ -36,6 +37,7 @@ class KerasSaveWeightsRunner(HfKerasTfRunner):
         if source.config_path is None:
             raise ParityError("has no config.json to build the TF model from", source.path)
         tf, cls, config = transformers_tf_class(plan, source.config_path)
+        self.feeds = feeds(plan.table.reference)
         prefix = checkpoint_prefix(source)
         with _zero_initializers(cls, tf):
             self.model = cls(config)

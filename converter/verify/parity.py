@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..capabilities import VERIFY, VERIFY_LAYOUT_MODULES, require
+from ..capabilities import VERIFY, VERIFY_RUNNER_MODULES, require
 from ..convert import Analysis
 from ..errors import ParityError, UsageError
 from .compare import OutputDiff, compare_outputs, uncompared
 from .gate import MEASURED_NOISE, Gate
 from .inputs import make_inputs
-from .runners import TF_RUNNERS
+from .reference_spec import feeds, runner_name
+from .runners import declared_runner
 from .torch_side import TorchSide
 
 
@@ -129,24 +130,29 @@ def run_parity(
     `own_process`: the caller (the CLI) owns this process, so the PyTorch half may run in a
     child process and this one may be configured to never import torch (torch_side.py)."""
     source, plan = analysis.source, analysis.plan
-    if source.layout not in TF_RUNNERS:
-        raise UsageError(f"no TF runner for layout '{source.layout}' yet", source.path)
+    name = runner_name(plan.table.reference)
+    if not name:
+        raise UsageError(
+            f"mappings/{plan.table.name}.yaml declares no TF reference to verify against",
+            source.path,
+        )
     require(
         VERIFY,
         f"verifying a {source.layout} source",
         source.path,
-        also=VERIFY_LAYOUT_MODULES.get(source.layout, ()),
+        also=VERIFY_RUNNER_MODULES[name],
     )
     tokenizer_dir = source.tokenizer_files[0].parent if source.tokenizer_files else None
     inputs = make_inputs(
         plan.dims,
         plan.table.position_offset,
-        multiple_choice=plan.head == "multiple-choice",
+        input_shape=plan.input_shape,
+        token_types="token_type_ids" in feeds(plan.table.reference).values(),
         texts=texts,
         tokenizer_dir=tokenizer_dir,
     )
     seconds = {}
-    runner = TF_RUNNERS[source.layout]
+    runner = declared_runner(plan)
     reference = runner.reference(source, plan)
     progress(f"running the converted model ({plan.class_name}) in float32 and float64")
     torch_side = TorchSide(out_dir, plan.class_name, inputs.batches, own_process)

@@ -2,13 +2,15 @@
 
 A runner returns the outputs to compare, in forward order and named as in the report:
 `hidden_states[0..N]`, then `pooler_output` when the model has one, then the head outputs
-(`logits`, or `start_logits`/`end_logits`). TF runners are registered per source layout, so a new
-layout (keras-hub, TF1, SavedModel) plugs in by adding one class to TF_RUNNERS.
+(`logits`, or `start_logits`/`end_logits`). Which runner a source needs is its table's
+`reference: {runner: …}` (reference_spec.py), imported only when parity asks for it; this module
+holds the lookup and transformers' own TF class, `transformers-tf`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -17,12 +19,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import ParityError
+from ..errors import ParityError, UsageError
 from ..plan import Plan
 from ..readers import Source
 from .inputs import Batch
-from .tf1_bert import Tf1BertRunner
-from .tf2_runners import Tf2Runner
+from .reference_spec import RUNNERS, feeds, runner_name
 
 Outputs = dict[str, np.ndarray]
 SKIPPED_OUTPUTS = {
@@ -44,6 +45,15 @@ class Runner(Protocol):
         ...
 
     def run(self, batch: Batch) -> Outputs: ...
+
+
+def declared_runner(plan: Plan) -> Callable[[Source, Plan], Runner]:
+    """The runner class the plan's table names, imported now."""
+    name = runner_name(plan.table.reference)
+    if name not in RUNNERS:  # a table without a reference block (a named one is checked on load)
+        raise UsageError(f"mappings/{plan.table.name}.yaml declares no TF reference to verify with")
+    entry = RUNNERS[name]
+    return getattr(importlib.import_module(entry.module, __package__), entry.cls)
 
 
 def ordered_outputs(model_output: Any, to_numpy: Callable[[Any], np.ndarray]) -> Outputs:
@@ -74,7 +84,7 @@ def quiet_transformers() -> None:
     transformers.logging.set_verbosity_error()
 
 
-def _quiet_tensorflow() -> None:
+def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
@@ -98,7 +108,7 @@ def _zero_initializers(cls: type, tf) -> Iterator[None]:
 def transformers_tf_class(plan: Plan, config_location: Path) -> tuple[Any, type, Any]:
     """TensorFlow (quiet, seeded), the plan's transformers `TF*` class, and its config read from
     `config_location` with `num_labels` as the weights hold it."""
-    _quiet_tensorflow()
+    quiet_tensorflow()
     import tensorflow as tf
     import transformers
 
@@ -133,103 +143,18 @@ class HfKerasTfRunner:
                 "the source TF model did not load completely: " + "; ".join(problems), directory
             )
 
+        self.feeds = feeds(plan.table.reference)
+
     def run(self, batch: Batch) -> Outputs:
-        result = self.model(**batch.as_dict(), output_hidden_states=True, training=False)
+        feed = batch.feed(self.feeds)
+        result = self.model(**feed, output_hidden_states=True, training=False)
         if result.hidden_states is None:
             # transformers 4.x TF*ForMultipleChoice passes output_hidden_states positionally into
             # the encoder_attention_mask slot of its main layer, so it never returns hidden
             # states. The main layer itself, on the flattened choices, is the same computation.
             width = batch.input_ids.shape[-1]
-            flat = {k: v.reshape(-1, width) for k, v in batch.as_dict().items()}
+            flat = {k: v.reshape(-1, width) for k, v in feed.items()}
             main_layer = getattr(self.model, self.model.base_model_prefix)
             inner = main_layer(**flat, output_hidden_states=True, training=False)
             result["hidden_states"] = inner.hidden_states
         return ordered_outputs(result, lambda t: np.asarray(t, dtype=np.float32))
-
-
-class KerasHubRunner:
-    """keras-hub itself: the model rebuilt from its own config (or, for a bare `.weights.h5`,
-    from the config the conversion inferred) with the source weights loaded by Keras.
-
-    keras-hub models return only their final output, so the runner reads the embeddings and each
-    encoder layer from the backbone's functional graph. Two head outputs differ in form from
-    PyTorch's and are brought to it without changing what is computed: a classifier's output
-    activation (softmax, …) is left off, since the PyTorch model returns logits; the masked-LM
-    head is asked for every position, so its logits cover the whole sequence.
-    """
-
-    framework = "keras"
-
-    @staticmethod
-    def reference(source: Source, plan: Plan) -> str:
-        return f"keras-hub's {plan.table.heads[plan.head].source_class}"
-
-    def __init__(self, source: Source, plan: Plan):
-        _quiet_tensorflow()
-        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-        import keras
-        import keras_hub
-
-        keras.utils.set_random_seed(0)
-        self.keras = keras
-        self.head = plan.head
-        model = self._load(source, plan, keras, keras_hub)
-        self.backbone = model if plan.table.heads[plan.head].bare else model.backbone
-        self.task = None if model is self.backbone else model
-        if getattr(self.task, "output_dense", None) is not None:
-            self.task.output_dense.activation = keras.activations.linear
-        layers = [self.backbone.embeddings_layer_norm, *self.backbone.transformer_layers]
-        self.features = keras.Model(self.backbone.input, [layer.output for layer in layers])
-
-    @staticmethod
-    def _load(source: Source, plan: Plan, keras, keras_hub):
-        if source.form == ".keras":
-            return keras.saving.load_model(str(source.path), compile=False)
-        if source.form == "preset":
-            bare = plan.table.heads[plan.head].bare
-            cls = getattr(keras_hub.models, "Backbone" if bare else source.config["task_class"])
-            return cls.from_preset(str(source.path), **({} if bare else {"preprocessor": None}))
-        return _build_from_dims(source, plan, keras_hub)
-
-    def run(self, batch: Batch) -> Outputs:
-        feed = {"token_ids": batch.input_ids, "padding_mask": batch.attention_mask}
-        hidden = [np.asarray(h, dtype=np.float32) for h in self.features(feed, training=False)]
-        outputs = {f"hidden_states[{i}]": h for i, h in enumerate(hidden)}
-        if self.head == "sequence-classification":
-            outputs["logits"] = np.asarray(self.task(feed, training=False), dtype=np.float32)
-        elif self.head == "masked-lm":
-            rows, width = batch.input_ids.shape
-            every_position = np.tile(np.arange(width, dtype=np.int32), (rows, 1))
-            logits = self.task.masked_lm_head(hidden[-1], every_position, training=False)
-            outputs["logits"] = np.asarray(logits, dtype=np.float32)
-        return outputs
-
-
-def _build_from_dims(source: Source, plan: Plan, keras_hub):
-    """A bare `.weights.h5` has no config: build the keras-hub classes the table names with the
-    dimensions the conversion inferred from the weights, then let Keras load the file."""
-    table = plan.table
-    kwargs: dict[str, dict[str, Any]] = {"backbone": {}, "task": {}}
-    for hf_key, entry in table.source_config.items():
-        if entry.key and hf_key in plan.dims:
-            scope, name = entry.key.split(".", 1)
-            kwargs[scope][name] = plan.dims[hf_key] - entry.add
-    backbone_class = next(h.source_class for h in table.heads.values() if h.bare)
-    backbone = getattr(keras_hub.models, backbone_class)(**kwargs["backbone"])
-    head = table.heads[plan.head]
-    if head.bare:
-        model = backbone
-    else:
-        task_kwargs = {k: v for k, v in kwargs["task"].items() if k == "num_classes"}
-        cls = getattr(keras_hub.models, head.source_class)
-        model = cls(backbone=backbone, preprocessor=None, **task_kwargs)
-    model.load_weights(str(source.weight_files[0]))
-    return model
-
-
-TF_RUNNERS: dict[str, Callable[[Source, Plan], Runner]] = {
-    "hf-keras": HfKerasTfRunner,
-    "keras-hub": KerasHubRunner,
-    "tf1-checkpoint": Tf1BertRunner,
-    "tf2": Tf2Runner,  # one layout, several producers: the table names its runner
-}

@@ -1,31 +1,11 @@
-"""The output config.json: the source config, corrected to describe the converted PyTorch model."""
+"""The source's config in transformers' terms, and notes on what the table translated."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .mapping import SourceConfigEntry, Table
-from .plan import Plan
 from .readers.base import Source
-
-DROPPED_KEYS = ("transformers_version", "num_labels")
-
-
-def _labels(source_config: dict[str, Any], count: int) -> tuple[dict[str, str], list[str]]:
-    """Keep the source's label names when their count matches the weights; else generic ones."""
-    names = source_config.get("id2label")
-    if isinstance(names, dict) and len(names) == count:
-        return {str(k): str(v) for k, v in names.items()}, []
-    generic = {str(i): f"LABEL_{i}" for i in range(count)}
-    note = (
-        []
-        if names is None
-        else [
-            f"id2label had {len(names)} names but the classifier has {count} outputs; "
-            f"replaced by LABEL_0..LABEL_{count - 1}"
-        ]
-    )
-    return generic, note
 
 
 def _lookup(config: dict[str, Any], dotted: str) -> Any:
@@ -56,20 +36,22 @@ def _translate(entry: SourceConfigEntry, value: Any) -> Any:
     return entry.values.get(value, value) if hashable else value
 
 
-def source_hf_config(source: Source, table: Table) -> dict[str, Any]:
+def source_hf_config(source: Source, table: Table, head: str | None = None) -> dict[str, Any]:
     """The source's config in transformers' terms.
 
     HF layouts already use transformers' keys. A foreign layout (keras-hub) declares in its table
     where each value lives; values its own config lacks (a bare `.weights.h5` has none) are read
     from the weights' shapes, and the rules' shape checks then hold the two against each other.
     A layout whose config already uses HF keys (bert_config.json) keeps it and translates only
-    the declared entries (its "gelu" is transformers' gelu_new).
+    the declared entries (its "gelu" is transformers' gelu_new). A requested `head` may say
+    where its own values are (the other model of a two-model checkpoint).
     """
-    if not table.source_config:
+    entries = table.source_config_for(head)
+    if not entries:
         return dict(source.config)
     config: dict[str, Any] = dict(source.config) if table.keep_source_config else {}
     config["model_type"] = table.model_type
-    for hf_key, entry in table.source_config.items():
+    for hf_key, entry in entries.items():
         value = _lookup(source.config, entry.key) if entry.key else None
         if value is None:
             value = _from_weights(entry, source)
@@ -79,10 +61,12 @@ def source_hf_config(source: Source, table: Table) -> dict[str, Any]:
     return config
 
 
-def translation_notes(source: Source, table: Table, config: dict[str, Any]) -> list[str]:
+def translation_notes(
+    source: Source, table: Table, config: dict[str, Any], head: str | None = None
+) -> list[str]:
     """Values the table translated (a TF1 "gelu" is transformers' gelu_new), for the report."""
     notes = []
-    for hf_key, entry in table.source_config.items():
+    for hf_key, entry in table.source_config_for(head).items():
         before = _lookup(source.config, entry.key) if entry.key else None
         if before is not None and _translate(entry, before) != before:
             notes.append(
@@ -100,27 +84,3 @@ def source_notes(source: Source, table: Table) -> list[str]:
         if value is not None and value not in note.unless:
             notes.append(note.note.format(value=value))
     return notes
-
-
-def output_config(source_config: dict[str, Any], plan: Plan) -> tuple[dict[str, Any], list[str]]:
-    """Returns the config to write and notes on every change made to the source config."""
-    table = plan.table
-    config = {k: v for k, v in source_config.items() if k not in DROPPED_KEYS}
-    notes = []
-    config["architectures"] = [plan.class_name]
-    config["model_type"] = table.model_type
-    # Write defaults explicitly: a later transformers with other defaults must build the same model.
-    for key, value in table.config_defaults.items():
-        if key not in config:
-            config[key] = value
-            notes.append(f"{key} was not in the source config; wrote the default {value}")
-    head = table.heads[plan.head]
-    if head.labels_from:
-        produced = {m.dst: m.shape for m in plan.mapped}
-        id2label, label_notes = _labels(source_config, produced[head.labels_from][0])
-        config["id2label"] = id2label
-        config["label2id"] = {v: int(k) for k, v in id2label.items()}
-        notes += label_notes
-    elif "num_labels" in source_config:
-        config["num_labels"] = source_config["num_labels"]
-    return config, notes

@@ -1,0 +1,50 @@
+"""The output config.json: the source config, corrected to describe the converted PyTorch model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .plan import Plan
+
+DROPPED_KEYS = ("transformers_version", "num_labels")
+
+
+def _labels(source_config: dict[str, Any], count: int) -> tuple[dict[str, str], list[str]]:
+    """Keep the source's label names when their count matches the weights; else generic ones."""
+    names = source_config.get("id2label")
+    if isinstance(names, dict) and len(names) == count:
+        return {str(k): str(v) for k, v in names.items()}, []
+    generic = {str(i): f"LABEL_{i}" for i in range(count)}
+    note = (
+        []
+        if names is None
+        else [
+            f"id2label had {len(names)} names but the classifier has {count} outputs; "
+            f"replaced by LABEL_0..LABEL_{count - 1}"
+        ]
+    )
+    return generic, note
+
+
+def output_config(source_config: dict[str, Any], plan: Plan) -> tuple[dict[str, Any], list[str]]:
+    """Returns the config to write and notes on every change made to the source config."""
+    table = plan.table
+    config = {k: v for k, v in source_config.items() if k not in DROPPED_KEYS}
+    notes = []
+    config["architectures"] = [plan.class_name]
+    config["model_type"] = table.model_type
+    # Write defaults explicitly: a later transformers with other defaults must build the same model.
+    for key, value in table.config_defaults.items():
+        if key not in config:
+            config[key] = value
+            notes.append(f"{key} was not in the source config; wrote the default {value}")
+    head = table.heads[plan.head]
+    if head.labels_from:
+        produced = {m.dst: m.shape for m in plan.mapped}
+        id2label, label_notes = _labels(source_config, produced[head.labels_from][0])
+        config["id2label"] = id2label
+        config["label2id"] = {v: int(k) for k, v in id2label.items()}
+        notes += label_notes
+    elif "num_labels" in source_config:
+        config["num_labels"] = source_config["num_labels"]
+    return config, notes
