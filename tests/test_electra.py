@@ -16,7 +16,13 @@ from safetensors.numpy import load_file
 
 from . import real_models
 from .conftest import mutated_copy, read_json, run_cli
-from .electra_fixtures import ELECTRA_HEAD_CLASSES, build_tf_electra
+from .electra_fixtures import (
+    ELECTRA_HEAD_CLASSES,
+    build_release_pair,
+    build_tf_electra,
+    release_variables,
+    write_tf1_checkpoint,
+)
 from .test_bert import _transformers_own_conversion
 from .test_transformers5 import HF5_PYTHON
 
@@ -210,8 +216,11 @@ def loads_strictly_in_transformers_5(out_dirs, tmp_path):
         np.testing.assert_allclose(v5, ours, atol=1e-5, rtol=0, err_msg=str(out_dir))
 
 
-def test_hf_keras_outputs_load_strictly_and_match_in_transformers_5(electra_h5_converted, tmp_path):
-    loads_strictly_in_transformers_5(list(electra_h5_converted.values()), tmp_path)
+def test_every_electra_output_loads_strictly_and_matches_in_transformers_5(
+    electra_h5_converted, electra_tf1_converted, tmp_path
+):
+    outs = [*electra_h5_converted.values(), *electra_tf1_converted.values()]
+    loads_strictly_in_transformers_5(outs, tmp_path)
 
 
 # --- real trained weights ---
@@ -261,3 +270,151 @@ def test_trained_minilm_encoder_as_electra_passes_the_default_gate(tmp_path):
     written = load_file(str(out / "model.safetensors"))
     for name, value in load_file(str(pt_dir / "model.safetensors")).items():
         np.testing.assert_array_equal(written[name], value, err_msg=name)
+
+
+# --- google-research/electra TF1 checkpoints (no config file) ---
+
+RELEASES = {  # name → (embedding_size, discriminator width); the generator is 64 wide, 1 head
+    "small": (32, 128),  # both models project their embeddings, as ELECTRA-small
+    "base": (128, 128),  # only the generator projects, as ELECTRA-base/large
+}
+
+
+@pytest.fixture(scope="session")
+def electra_tf1(tmp_path_factory):
+    """Per release shape: a run_pretraining.py checkpoint (discriminator + generator + Adam
+    slots + global_step, vocab.txt, no config) written by TF's Saver from TFElectra* weights,
+    next to the TFElectra* models it came from (`<name>/discriminator-hf`, `…/generator-hf`)."""
+    root = tmp_path_factory.mktemp("electra_tf1")
+    out = {}
+    for i, (name, (embedding, width)) in enumerate(RELEASES.items()):
+        dims = dict(embedding_size=embedding, hidden_size=width, intermediate_size=4 * width)
+        disc, gen = build_release_pair(
+            root / name, 90 + 2 * i, 64, num_attention_heads=width // 64, **dims
+        )
+        out[name] = write_tf1_checkpoint(release_variables(disc, gen), root / name / "release")
+    return out
+
+
+@pytest.fixture(scope="session")
+def electra_tf1_converted(electra_tf1, tmp_path_factory):
+    """(release, head) → the verified output of `tf2pt convert` (the default head, and the
+    generator through --head masked-lm)."""
+    root = tmp_path_factory.mktemp("electra_tf1_converted")
+    outs = {}
+    for name, src in electra_tf1.items():
+        for head in ("pretraining", "masked-lm"):
+            extra = [] if head == "pretraining" else ["--head", head]
+            _convert(src, root / f"{name}-{head}", *extra)
+            outs[name, head] = root / f"{name}-{head}"
+    return outs
+
+
+TF1_MODELS = {"pretraining": "discriminator", "masked-lm": "generator"}
+
+
+@pytest.mark.parametrize("release", list(RELEASES))
+@pytest.mark.parametrize("head", list(TF1_MODELS))
+def test_tf1_release_converts_exactly_loads_strictly_and_verifies(
+    release, head, electra_tf1, electra_tf1_converted
+):
+    out, cls = electra_tf1_converted[release, head], ELECTRA_HEAD_CLASSES[head]
+    report = read_json(out / "conversion_report.json")
+    assert (report["table"], report["head"], report["class"]) == ("electra-tf1", head, cls)
+    assert report["source"]["layout"] == "tf1-checkpoint"
+    parity = read_json(out / "parity_report.json")
+    assert parity["passed"] and parity["max_abs_diff"] <= 1e-5
+    assert "TF1 reference encoder" in parity["reference"]
+    hf_dir = electra_tf1[release].parent / f"{TF1_MODELS[head]}-hf"
+    _assert_exact(out, _transformers_own_conversion(hf_dir, cls))
+    model, info = getattr(transformers, cls).from_pretrained(str(out), output_loading_info=True)
+    assert all(not v for v in info.values()), info
+    assert (out / "vocab.txt").read_text() == (electra_tf1[release] / "vocab.txt").read_text()
+
+
+def test_tf1_sizes_come_from_the_tensors_with_a_head_per_64_units(electra_tf1_converted):
+    """The release has no config: every size is read from a tensor's shape, the head count is
+    run_pretraining.py's hidden_size / 64, and modeling.py's exact gelu and eps are written."""
+    expected = {  # what build_release_pair gave transformers' TFElectra* classes
+        ("small", "pretraining"): dict(embedding_size=32, hidden_size=128, num_attention_heads=2),
+        ("small", "masked-lm"): dict(embedding_size=32, hidden_size=64, num_attention_heads=1),
+        ("base", "pretraining"): dict(embedding_size=128, hidden_size=128, num_attention_heads=2),
+        ("base", "masked-lm"): dict(embedding_size=128, hidden_size=64, num_attention_heads=1),
+    }
+    for key, sizes in expected.items():
+        config = read_json(electra_tf1_converted[key] / "config.json")
+        for name, value in sizes.items():
+            assert config[name] == value, (key, name)
+        assert config["num_hidden_layers"] == 2 and config["vocab_size"] == 99
+        assert config["hidden_act"] == "gelu" and config["layer_norm_eps"] == 1e-12
+        assert config["model_type"] == "electra"
+        written = load_file(str(electra_tf1_converted[key] / "model.safetensors"))
+        projected = "electra.embeddings_project.weight" in written
+        assert projected == (sizes["embedding_size"] != sizes["hidden_size"]), key
+
+
+def test_tf1_each_head_accounts_for_the_other_model_and_the_optimizer_with_reasons(
+    electra_tf1_converted,
+):
+    for (release, head), out in electra_tf1_converted.items():
+        report = read_json(out / "conversion_report.json")
+        ignored = {
+            t["name"]: t["reason"] for t in report["source_tensors"] if t["fate"] == "ignored"
+        }
+        other = "generator" if head == "pretraining" else "discriminator"
+        models = [n for n in ignored if not n.endswith(("adam_m", "adam_v", "global_step"))]
+        assert models and all(other in ignored[n] for n in models), (release, head)
+        slots = [n for n in ignored if n.endswith(("adam_m", "adam_v"))]
+        # every variable has its two slots, and there is one global_step
+        assert 3 * len(slots) == 2 * (report["counts"]["source_tensors"] - 1)
+        assert "step counter" in ignored["global_step"]
+        assert report["counts"]["unexpected"] == report["counts"]["missing"] == 0
+
+
+@pytest.mark.parametrize("head", list(TF1_MODELS))
+def test_tf1_reference_equals_transformers_tf_electra_on_the_same_weights(head, electra_tf1):
+    """The table's tf1-encoder reference (modeling.py on the release's own names, projection
+    included) computes what TFElectraForPreTraining / TFElectraForMaskedLM compute."""
+    from converter.convert import ConvertOptions, analyse
+    from converter.verify.inputs import make_inputs
+    from converter.verify.tf1_encoder import Tf1EncoderRunner
+
+    analysis = analyse(electra_tf1["small"], ConvertOptions(head=head))
+    runner = Tf1EncoderRunner(analysis.source, analysis.plan)
+    assert runner.project  # the small release projects both models' embeddings
+    hf_dir = electra_tf1["small"].parent / f"{TF1_MODELS[head]}-hf"
+    tf_model = getattr(transformers, "TF" + ELECTRA_HEAD_CLASSES[head]).from_pretrained(hf_dir)
+    for batch in make_inputs(analysis.plan.dims, 0).batches:
+        ours = runner.run(batch)
+        theirs = tf_model(**batch.as_dict(), output_hidden_states=True, training=False)
+        mask = batch.flat_mask()
+        for i, h in enumerate(theirs.hidden_states):
+            got = ours[f"hidden_states[{i}]"][mask]
+            np.testing.assert_allclose(got, np.asarray(h)[mask], atol=1e-5, rtol=0)
+        logits = np.asarray(theirs.logits)[mask]
+        np.testing.assert_allclose(ours["logits"][mask], logits, atol=1e-5, rtol=0)
+
+
+def test_tf1_verify_passes_unchanged_and_catches_tanh_gelu(
+    electra_tf1, electra_tf1_converted, tmp_path
+):
+    """modeling.py's gelu is the erf form: an output claiming gelu_new (what a converter that
+    treats ELECTRA like google-research/bert writes) fails at the first layer."""
+    src, out = electra_tf1["small"], electra_tf1_converted["small", "pretraining"]
+    code, _, err = run_cli(["verify", str(src), str(out)])
+    assert code == 0 and "parity passed" in err, err
+
+    def tanh_gelu(config):
+        config["hidden_act"] = "gelu_new"
+
+    mutated = mutated_copy(out, tmp_path / "m", None, tanh_gelu)
+    _verify_fails_at(src, mutated, "hidden_states[1]")
+
+
+def test_tf1_generator_with_swapped_query_and_key_is_caught(
+    electra_tf1, electra_tf1_converted, tmp_path
+):
+    """verify finds the head in the output's config: the generator's sizes and encoder."""
+    converted = electra_tf1_converted["base", "masked-lm"]
+    out = mutated_copy(converted, tmp_path / "m", swap_query_and_key(0))
+    _verify_fails_at(electra_tf1["base"], out, "hidden_states[1]")

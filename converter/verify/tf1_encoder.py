@@ -76,6 +76,11 @@ class Tf1EncoderRunner:
                 source.config_path or source.path,
             )
         self.ops = {**ops, CONFIG_ACTIVATION: ops[spec["activations"][act]]}
+        # modeling.py projects only embeddings narrower than the encoder: a checkpoint whose
+        # widths agree (ELECTRA-base) holds no projection, and none is applied
+        project = self.encoder.get("project", "")
+        stored = {t.name for t in source.tensors}
+        self.project = project if f"{project}/kernel" in stored else ""
         self.v = self._variables(source, plan.table.name)
 
     def _layer_scopes(self) -> list[str]:
@@ -92,8 +97,8 @@ class Tf1EncoderRunner:
 
         names = {v for k, v in self.embeddings.items() if k != "layer_norm"}
         names |= scope(self.embeddings["layer_norm"], "layer_norm")
-        if self.encoder.get("project"):
-            names |= scope(self.encoder["project"], "dense")
+        if self.project:
+            names |= scope(self.project, "dense")
         for layer in set(self._layer_scopes()):
             for role in ROLES:
                 names |= scope(f"{layer}/{self.encoder['roles'][role]}", role)
@@ -163,8 +168,8 @@ class Tf1EncoderRunner:
             x += tf.gather(v[e["token_type"]], types)
         x += v[e["position"]][: ids.shape[1]][None]
         x = self._layer_norm(x, e["layer_norm"])
-        if self.encoder.get("project"):
-            x = self._dense(x, self.encoder["project"])
+        if self.project:
+            x = self._dense(x, self.project)
         hidden = [x]
         mask_adder = (1.0 - tf.cast(mask, tf.float32))[:, None, None, :] * self.mask_adder
         for scope in self._layer_scopes():
