@@ -418,3 +418,30 @@ def test_tf1_generator_with_swapped_query_and_key_is_caught(
     converted = electra_tf1_converted["base", "masked-lm"]
     out = mutated_copy(converted, tmp_path / "m", swap_query_and_key(0))
     _verify_fails_at(electra_tf1["base"], out, "hidden_states[1]")
+
+
+def test_tf1_release_as_base_model_for_fine_tuning_verifies_and_doctor_loads_it(
+    electra_tf1, tmp_path
+):
+    """--head base-model: the discriminator's encoder alone (what fine-tuning starts from),
+    its replaced-token head and the generator ignored with reasons."""
+    out = tmp_path / "base"
+    _convert(electra_tf1["base"], out, "--head", "base-model")
+    report = read_json(out / "conversion_report.json")
+    assert report["class"] == "ElectraModel" and read_json(out / "parity_report.json")["passed"]
+    reasons = {t["reason"] for t in report["source_tensors"] if t["fate"] == "ignored"}
+    assert any("replaced-token head" in r for r in reasons)
+    code, stdout, err = run_cli(["doctor", str(out), "--arch", "electra"])
+    assert code == 0 and "loads cleanly" in stdout + err, stdout + err
+
+
+def test_archs_and_inspect_show_electra_tables_and_the_generator_sizes(electra_tf1):
+    code, stdout, _ = run_cli(["archs"])
+    assert code == 0
+    for line in ("electra-hf-keras:", "electra-tf1:", "pretraining (ElectraForPreTraining)"):
+        assert line in stdout
+    assert "masked-lm (ElectraForMaskedLM)" in stdout.split("electra-tf1:")[1]
+    code, stdout, err = run_cli(["inspect", str(electra_tf1["small"]), "--head", "masked-lm"])
+    assert code == 0, err
+    assert "table:   electra-tf1" in stdout and "ElectraForMaskedLM" in stdout
+    assert "hidden_size=64" in stdout and "num_attention_heads=1" in stdout
