@@ -226,7 +226,7 @@ def test_every_electra_output_loads_strictly_and_matches_in_transformers_5(
 # --- real trained weights ---
 
 
-def minilm_electra_pt(directory, positions: int = 128):
+def minilm_electra_pt(directory, positions: int = 64):
     """all-MiniLM-L6-v2's trained encoder in an ElectraForPreTraining shell (embedding_size =
     hidden_size = 384: no projection, as ELECTRA-base), positions cut to `positions`; the
     discriminator head, which MiniLM lacks, comes from transformers' initialiser, seeded."""
