@@ -12,7 +12,7 @@ from .readers.base import Source
 def check_layer_counts(source: Source, plan: Plan) -> None:
     """The config's layer count must equal the number of layers stored in the weights."""
     table = plan.table
-    rules = [r for g in table.head_groups(plan.head) for r in g.rules]
+    rules = table.compiled(plan.head, plan.dims).rules
     for name, key in table.placeholders.items():
         seen = {
             v[name]

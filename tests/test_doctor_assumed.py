@@ -130,5 +130,6 @@ def test_family_defaults_are_validated_and_inherited_by_variants():
         "heads": {},
         "family_defaults": {"layer_norm_eps": [1e-5]},
     }
-    with pytest.raises(MappingTableError, match="family_defaults: layer_norm_eps must map to"):
+    expected = "family_defaults.layer_norm_eps: expected a number, string or bool"
+    with pytest.raises(MappingTableError, match=expected):
         parse_table("toy", bad)

@@ -28,6 +28,7 @@ DOCTOR_ONLY = {"fairseq"}  # layouts tf2pt only diagnoses; nothing to verify aga
 
 def _minimal_table(reference: dict, heads: tuple[str, ...] = ("base-model",)) -> dict:
     return {
+        "schema": 1,
         "architecture": "synthetic",
         "layout": "tf1-checkpoint",
         "model_type": "synthetic",
@@ -145,23 +146,27 @@ heads:
         - {add_bias: cls/seq_relationship/output_bias}
 """
 
-LAYER = r"albert/encoder/.*albert_layers_\._0/"  # transformers' one shared ALBERT layer
+# transformers' ALBERT layer of group N (albert_layer_groups.N.albert_layers.0); its TF1 scope is
+# bert/encoder/transformer/group_N/inner_group_0
+LAYER = r"albert/encoder/albert_layer_groups_\._(\d+)/albert_layers_\._0/"
 ALBERT_NAMES = [  # transformers' TFAlbert* name → google-research/albert's (T: stored transposed)
     (r"albert/embeddings/(\w+)_embeddings/(weight|embeddings)", r"bert/embeddings/\1_embeddings"),
     (r"albert/embeddings/LayerNorm/(\w+)", r"bert/embeddings/LayerNorm/\1"),
     (r"albert/(encoder/embedding_hidden_mapping_in/\w+)", r"bert/\1"),
-    (LAYER + r"attention/(query|key|value)/(\w+)", r"G/attention_1/self/\1/\2"),
-    (LAYER + r"attention/dense/(\w+)", r"G/attention_1/output/dense/\1"),
-    (LAYER + r"attention/LayerNorm/(\w+)", r"G/LayerNorm/\1"),
-    (LAYER + r"ffn/(\w+)", r"G/ffn_1/intermediate/dense/\1"),
-    (LAYER + r"ffn_output/(\w+)", r"G/ffn_1/intermediate/output/dense/\1"),
-    (LAYER + r"full_layer_layer_norm/(\w+)", r"G/LayerNorm_1/\1"),
+    (LAYER + r"attention/(query|key|value)/(\w+)", r"G\1/attention_1/self/\2/\3"),
+    (LAYER + r"attention/dense/(\w+)", r"G\1/attention_1/output/dense/\2"),
+    (LAYER + r"attention/LayerNorm/(\w+)", r"G\1/LayerNorm/\2"),
+    (LAYER + r"ffn/(\w+)", r"G\1/ffn_1/intermediate/dense/\2"),
+    (LAYER + r"ffn_output/(\w+)", r"G\1/ffn_1/intermediate/output/dense/\2"),
+    (LAYER + r"full_layer_layer_norm/(\w+)", r"G\1/LayerNorm_1/\2"),
     (r"albert/pooler/(\w+)", r"bert/pooler/dense/\1"),
     (r"predictions/decoder/bias", r"cls/predictions/output_bias"),
     (r"predictions/(dense|LayerNorm)/(\w+)", r"cls/predictions/transform/\1/\2"),
     (r"sop_classifier/classifier/kernel", r"T:cls/seq_relationship/output_weights"),
     (r"sop_classifier/classifier/bias", r"cls/seq_relationship/output_bias"),
 ]
+
+ALBERT_GROUP = r"bert/encoder/transformer/group_\1/inner_group_0/"
 
 ELECTRA_REFERENCE = """
 runner: tf1-encoder
@@ -235,14 +240,14 @@ def _randomize(model, seed: int) -> None:
     model.set_weights([rng.normal(0, 0.2, w.shape).astype(np.float32) for w in model.weights])
 
 
-def _renamed(model, rules: list[tuple[str, str]], shared: str = "") -> dict[str, np.ndarray]:
+def _renamed(model, rules: list[tuple[str, str]]) -> dict[str, np.ndarray]:
     """The model's weights under the TF1 names the rules give them (unmatched ones dropped)."""
     out = {}
     for weight in model.weights:
         name = weight.name.split("/", 1)[1].removesuffix(":0")
         for pattern, replacement in rules:
             if re.fullmatch(pattern, name):
-                new = re.sub(pattern, replacement, name).replace("G/", shared)
+                new = re.sub(r"^G(\d+)/", ALBERT_GROUP, re.sub(pattern, replacement, name))
                 value = weight.numpy()
                 if new.startswith("T:"):
                     new, value = new[2:], value.T
@@ -282,35 +287,48 @@ def _assert_same(ours: dict, theirs, names: dict[str, str], batch) -> None:
         np.testing.assert_allclose(ours[our_name], np.asarray(theirs[their_name]), atol=1e-5)
 
 
-def test_tf1_reference_with_one_shared_layer_and_a_projection_equals_tf_albert():
+@pytest.mark.parametrize(
+    "groups, layer_scope",
+    [
+        (1, "bert/encoder/transformer/group_0/inner_group_0"),  # one layer shared by all
+        (2, "bert/encoder/transformer/group_{G}/inner_group_0"),  # layer L runs group L·2÷3
+    ],
+)
+def test_tf1_reference_with_shared_layers_and_a_projection_equals_tf_albert(groups, layer_scope):
     import transformers
 
     from converter.verify.inputs import make_inputs
 
     dims = {**DIMS, "hidden_size": 16, "num_hidden_layers": 3, "hidden_act": "gelu_new"}
+    dims["num_hidden_groups"] = groups
     config = transformers.AlbertConfig(**dims)
     model = transformers.TFAlbertForPreTraining(config)
     model(model.dummy_inputs)
     _randomize(model, seed=7)
-    shared = "bert/encoder/transformer/group_0/inner_group_0/"
-    tensors = _renamed(model, ALBERT_NAMES, shared)
-    runner = _reference(ALBERT_REFERENCE, tensors, dims, "pretraining")
+    tensors = _renamed(model, ALBERT_NAMES)
+    block = ALBERT_REFERENCE.replace("bert/encoder/transformer/group_0/inner_group_0", layer_scope)
+    runner = _reference(block, tensors, dims, "pretraining")
     for batch in make_inputs(dims, 0).batches:
         ours = runner.run(batch)
         theirs = model(**batch.as_dict(), output_hidden_states=True, training=False)
         names = {"prediction_logits": "prediction_logits", "sop_logits": "sop_logits"}
         _assert_same(ours, theirs, names, batch)
-    # one scope serves all three layers: the shared layer's 16 variables, read once
-    assert sum(name.startswith(shared) for name in runner.v) == 16
+    # three layers read the shared layers' 16 variables per group, nothing more
+    assert sum(name.startswith("bert/encoder/transformer/") for name in runner.v) == 16 * groups
 
 
-def test_tf1_reference_chooses_its_encoder_per_head_over_shared_embeddings_equals_tf_electra():
+@pytest.mark.parametrize("embedding_size", [8, 16])  # 16: as wide as the discriminator
+def test_tf1_reference_chooses_its_encoder_per_head_over_shared_embeddings_equals_tf_electra(
+    embedding_size,
+):
+    """A projection is applied where the checkpoint holds one: ELECTRA stores none when the
+    embeddings are as wide as the encoder (here the discriminator at embedding_size 16)."""
     import transformers
 
     from converter.verify.inputs import make_inputs
 
     dims = {**DIMS, "hidden_size": 16, "num_hidden_layers": 2, "hidden_act": "gelu_new"}
-    dims |= {"generator_layers": 1, "generator_heads": 2}
+    dims |= {"generator_layers": 1, "generator_heads": 2, "embedding_size": embedding_size}
     discriminator = transformers.TFElectraForPreTraining(transformers.ElectraConfig(**dims))
     generator_dims = {**dims, "hidden_size": 12, "num_hidden_layers": 1, "intermediate_size": 24}
     generator = transformers.TFElectraForMaskedLM(transformers.ElectraConfig(**generator_dims))
@@ -320,6 +338,7 @@ def test_tf1_reference_chooses_its_encoder_per_head_over_shared_embeddings_equal
     generator.electra.embeddings.set_weights(discriminator.electra.embeddings.get_weights())
     tensors = _renamed(discriminator, ELECTRA_NAMES["discriminator"])
     tensors |= _renamed(generator, ELECTRA_NAMES["generator"])
+    assert ("electra/embeddings_project/kernel" in tensors) == (embedding_size != 16)
     for head, model in (("pretraining", discriminator), ("masked-lm", generator)):
         runner = _reference(ELECTRA_REFERENCE, tensors, dims, head)
         for batch in make_inputs(dims, 0).batches:

@@ -106,7 +106,9 @@ def raw_table(name: str, directory: Path, seen: tuple[str, ...] = ()) -> dict:
     if not path.exists():
         raise MappingTableError(f"no mapping table named '{name}' in {directory}")
     data = dict(load_yaml(path, table_schema(tuple(kinds_of(directory).kinds))))
-    if data["schema"] != 1:
+    if data.get("schema") != 1:
+        if "schema" not in data:
+            raise MappingTableError(f"{path}: missing key(s) schema")
         raise MappingTableError(f"{path}: unsupported schema {data['schema']} (this tool reads 1)")
     data = _with_included(directory, data, str(path))
     if "runner" in data:  # the older spelling of reference.runner

@@ -83,6 +83,7 @@ def group_schema(kinds: tuple[str, ...]) -> Obj:
         "ties": ListOf(TIE),
         "synthesize": ListOf(SYNTHESIZE),
         "src_prefix": str,  # prepended to every shorthand source name of the group
+        "dst_prefix": str,  # … and target name of its layers outside the vocabulary
         "when_differ": ListOf(str),  # config keys that must differ for the group to exist
     }
     return Obj({**keys, **{k: SHORTHAND for k in kinds}})
@@ -122,7 +123,6 @@ def table_schema(kinds: tuple[str, ...]) -> Obj:
             "config_guesses": MapOf(MapOf(ANY)),
             "requires_config": str,  # the producer's config file; refused without it
         },
-        frozenset({"schema"}),
     )
 
 

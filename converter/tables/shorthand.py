@@ -42,8 +42,11 @@ def _substitute(value: Any, subs: dict[str, str]) -> Any:
     return value
 
 
-def _entries(where: str, body: Any, roles: dict[str, dict]) -> list[tuple[str, str, list]]:
-    """(source stem, target stem, shape) for each layer a shorthand key names."""
+def _entries(
+    where: str, body: Any, roles: dict[str, dict], dst_prefix: str
+) -> list[tuple[str, str, list]]:
+    """(source stem, target stem, shape) for each layer a shorthand key names; a layer outside
+    the vocabulary has the group's dst_prefix before its target."""
     if isinstance(body, dict):
         out = []
         for role, src in body.items():
@@ -57,7 +60,7 @@ def _entries(where: str, body: Any, roles: dict[str, dict]) -> list[tuple[str, s
     for i, entry in enumerate(body):
         if "shape" not in entry:
             raise MappingTableError(f"{where}[{i}]: a layer outside the vocabulary needs a shape")
-        out.append((entry["src"], entry["dst"], list(entry["shape"])))
+        out.append((entry["src"], dst_prefix + entry["dst"], list(entry["shape"])))
     return out
 
 
@@ -73,12 +76,13 @@ def expand_group(
     body = body or {}
     params = kinds.params[style]
     prefix = body.get("src_prefix", "")
+    dst_prefix = body.get("dst_prefix", "")
     group: dict[str, list] = {k: _substitute(list(body.get(k) or []), subs) for k in LONG_FORM}
     group["when_differ"] = list(body.get("when_differ") or [])
     for kind, parts in kinds.kinds.items():
         if kind not in body:
             continue
-        for src, dst, shape in _entries(f"{where}.{kind}", body[kind], roles):
+        for src, dst, shape in _entries(f"{where}.{kind}", body[kind], roles, dst_prefix):
             for part in parts:
                 rule: dict[str, Any] = {
                     "src": _fill(prefix + src, subs)

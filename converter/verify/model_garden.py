@@ -18,6 +18,10 @@ from ..plan import Plan
 from ..readers import Source
 from ..tf_import import tensorflow
 from .inputs import Batch
+from .reference_spec import head_facts
+
+MASKED_LM = "mlm_logits"  # an output of BertPretrainerV2, asked for at every position
+NEXT_SENTENCE = "next_sentence"  # BertPretrainerV2's classification head of that name
 
 
 def _official():
@@ -63,7 +67,9 @@ class ModelGardenRunner:
         layers, models, networks = _official()
         dims = plan.dims
         kwargs = _encoder_kwargs(dims)
-        self.head = plan.head
+        # PyTorch output ← Model Garden output, as the table declares per head
+        self.outputs = head_facts(plan.table.reference, plan.head).outputs
+        self.masked_lm = MASKED_LM in self.outputs.values()
         kind = plan.table.heads[plan.head].source_class
         if kind == "BertClassifier":
             self.encoder = networks.BertEncoder(
@@ -80,13 +86,13 @@ class ModelGardenRunner:
             roots = {"encoder": self.encoder}
             if kind == "BertPretrainerV2":
                 heads = []
-                if plan.head == "pretraining":
+                if NEXT_SENTENCE in self.outputs.values():
                     heads = [
                         layers.ClassificationHead(
                             inner_dim=int(dims["hidden_size"]),
                             num_classes=2,
                             dropout_rate=0.0,
-                            name="next_sentence",
+                            name=NEXT_SENTENCE,
                         )
                     ]
                 # The MLM transform's activation is not stored. transformers applies hidden_act
@@ -121,7 +127,7 @@ class ModelGardenRunner:
     def _build(self) -> None:
         ones = np.ones((1, 4), dtype=np.int32)
         feed = self._feed(Batch(ones, ones, ones * 0))
-        if self.model is not None and self.head in ("masked-lm", "pretraining"):
+        if self.masked_lm:
             feed["masked_lm_positions"] = self.tf.constant(np.zeros((1, 1), np.int32))
         (self.model or self.encoder)(feed, training=False)
 
@@ -136,25 +142,17 @@ class ModelGardenRunner:
         tf = self.tf
         feed = self._feed(batch)
         hidden = [self._embeddings(feed)]
-        outputs: dict[str, Any] = {}
-        if self.head in ("masked-lm", "pretraining"):
+        if self.masked_lm:  # the pretrainer returns the encoder's outputs with its heads'
             rows, width = batch.input_ids.shape
             feed["masked_lm_positions"] = tf.constant(
                 np.tile(np.arange(width, dtype=np.int32), (rows, 1))
             )
-            result = self.model(feed, training=False)
-            hidden += list(result["encoder_outputs"])
-            if self.head == "masked-lm":
-                outputs["logits"] = result["mlm_logits"]
-            else:
-                outputs["prediction_logits"] = result["mlm_logits"]
-                outputs["seq_relationship_logits"] = result["next_sentence"]
+            result = dict(self.model(feed, training=False))
         else:
-            result = self.encoder(feed, training=False)
-            hidden += list(result["encoder_outputs"])
-            if self.model is None:
-                outputs["pooler_output"] = result["pooled_output"]
-            else:
-                outputs["logits"] = self.model(feed, training=False)
+            result = dict(self.encoder(feed, training=False))
+            if self.model is not None:
+                result["classifier"] = self.model(feed, training=False)
+        hidden += list(result["encoder_outputs"])
+        outputs = {name: result[source] for name, source in self.outputs.items()}
         ordered = {f"hidden_states[{i}]": h for i, h in enumerate(hidden)} | outputs
         return {k: np.asarray(v, dtype=np.float32) for k, v in ordered.items()}

@@ -23,7 +23,9 @@ whose schema is in tf1_encoder_spec.py):
                          the embedding output and the layers), outputs `task_output` |
                          `masked_lm_every_position`
     tf1-encoder          a post-LayerNorm BERT-style encoder in TF ops on the checkpoint's own names
-    model-garden, saved-model, serving-signature   TF2 sources (see their modules)
+    model-garden         Model Garden's own classes; outputs `mlm_logits` | `next_sentence` |
+                         `pooled_output` (the encoder's) | `classifier` (BertClassifier's)
+    saved-model, serving-signature   TF2 SavedModels (see savedmodel.py)
 """
 
 from __future__ import annotations
@@ -80,7 +82,11 @@ RUNNERS: dict[str, RunnerEntry] = {
         validate=".tf1_encoder_spec:check_block",
     ),
     # Model Garden checkpoints also need tf-models-no-deps, said by their runner.
-    "model-garden": RunnerEntry(".model_garden", "ModelGardenRunner"),
+    "model-garden": RunnerEntry(
+        ".model_garden",
+        "ModelGardenRunner",
+        output_sources=frozenset({"mlm_logits", "next_sentence", "pooled_output", "classifier"}),
+    ),
     "saved-model": RunnerEntry(".savedmodel", "SavedModelRunner"),
     "serving-signature": RunnerEntry(".savedmodel", "ServingSignatureRunner"),
 }
@@ -107,8 +113,10 @@ def _known(where: str, data: dict, allowed: set[str] | frozenset[str]) -> None:
         )
 
 
-def merge_references(parent: dict | None, child: dict | None) -> dict:
+def merge_references(parent: dict | None, child: dict | None) -> dict | None:
     """`extends:`: the child's keys win; `heads:` merge by head name."""
+    if parent is None and child is None:
+        return None
     parent, child = parent or {}, child or {}
     merged = {**parent, **child}
     if "heads" in parent or "heads" in child:

@@ -20,8 +20,10 @@ the 2-D matrix it is) and `bias`; LayerNorm scopes hold `gamma` and `beta`.
         bert:
           embeddings: {…}            # optional, replaces the block's embeddings for this encoder
           project: electra/embeddings_project   # optional embedding→hidden dense, before layer 0
-          layer: "bert/encoder/layer_{L}"  # {L} = the layer index; no {L}: one layer shared by all
+          layer: "bert/encoder/layer_{L}"  # {L} = the layer index; no {L}: one layer shared by all;
+                                     # {G}: layer L runs group L × groups ÷ layers (ALBERT)
           layers_from: num_hidden_layers   # optional config keys (these are the defaults)
+          groups_from: num_hidden_groups
           heads_from: num_attention_heads
           activation_from: hidden_act
           roles:                     # dense / LayerNorm scopes under `layer`
@@ -46,8 +48,9 @@ the 2-D matrix it is) and `bias`; LayerNorm scopes hold `gamma` and `beta`.
             seq_relationship_logits: [*pooled, {matmul_transposed: …}, {add_bias: …}]
 
 Chain steps: `first_token` (x[:, 0]), `squeeze_last`, `{dense: scope}`, `{layer_norm: scope}`,
-`{activation: name}`, `{matmul: var}`, `{matmul_transposed: var}`, `{add_bias: var}`. A step may
-also be a list of steps (a YAML alias such as `*pooled`), spliced in place.
+`{activation: name}`, `{matmul: var}`, `{matmul_transposed: var}`, `{add_bias: var}`,
+`{column: i}` (x[..., i]). A step may also be a list of steps (a YAML alias such as `*pooled`),
+spliced in place.
 """
 
 from __future__ import annotations
@@ -77,11 +80,21 @@ ENCODER_KEYS = {
     "layers_from",
     "heads_from",
     "activation_from",
+    "groups_from",
     "roles",
 }
 BLOCK_REQUIRED = {"layer_norm_eps", "mask_adder", "activations", "encoders"}
 WORD_STEPS = {"first_token", "squeeze_last"}
-NAMED_STEPS = {"dense", "layer_norm", "activation", "matmul", "matmul_transposed", "add_bias"}
+NAMED_STEPS = {
+    "dense",
+    "layer_norm",
+    "activation",
+    "matmul",
+    "matmul_transposed",
+    "add_bias",
+    "column",  # {column: i}: x[..., i], one logit of several (start/end of a span head)
+}
+INDEX_STEPS = {"column"}  # their argument is an index, not a variable
 
 
 def _fail(where: str, what: str) -> MappingTableError:
@@ -120,6 +133,10 @@ def check_chain(where: str, chain: Any) -> None:
         ((op, arg),) = step.items()
         if op not in NAMED_STEPS:
             raise _fail(w, f"'{op}' is not one of {sorted(NAMED_STEPS)}")
+        if op in INDEX_STEPS:
+            if not isinstance(arg, int) or isinstance(arg, bool) or arg < 0:
+                raise _fail(w, f"{op} needs a non-negative integer index")
+            continue
         if op == "activation" and arg not in (*ACTIVATIONS, CONFIG_ACTIVATION):
             raise _fail(w, f"activation '{arg}' is not {CONFIG_ACTIVATION} or one of {ACTIVATIONS}")
         if not isinstance(arg, str) or not arg:
@@ -145,8 +162,8 @@ def check_block(where: str, block: dict[str, Any]) -> None:
             raise _fail(w, f"an encoder has keys {sorted(ENCODER_KEYS)}")
         if not isinstance(encoder.get("layer"), str):
             raise _fail(w, "needs `layer:`, the layer scope (with {L}, or one shared scope)")
-        if encoder["layer"].replace("{L}", "").count("{"):
-            raise _fail(w, "the layer scope's only placeholder is {L}")
+        if encoder["layer"].replace("{L}", "").replace("{G}", "").count("{"):
+            raise _fail(w, "the layer scope's placeholders are {L} and {G}")
         _names(f"{w}.roles", encoder.get("roles"), set(ROLES), set(ROLES))
         embeddings = encoder.get("embeddings", block.get("embeddings"))
         if embeddings is None:

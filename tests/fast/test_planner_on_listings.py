@@ -136,3 +136,36 @@ def test_a_heads_source_config_overrides_the_tables():
     assert source_hf_config(source, table)["hidden_size"] == 8
     assert source_hf_config(source, table, "pretraining")["hidden_size"] == 8
     assert source_hf_config(source, table, "masked-lm")["hidden_size"] == 4
+
+
+def test_a_group_applies_only_when_its_config_keys_differ():
+    """ElectraModel builds embeddings_project only when embedding_size != hidden_size."""
+    data = {
+        **TWO_MODELS,
+        "groups": {
+            **TWO_MODELS["groups"],
+            "projection": {
+                "when_differ": ["embedding_size", "hidden_size"],
+                "dense": [
+                    {
+                        "src": "twin/project",
+                        "dst": "twin.project",
+                        "shape": ["hidden_size", "embedding_size"],
+                    }
+                ],
+            },
+        },
+        "heads": {
+            "pretraining": {"class": "ForPreTraining", "groups": ["discriminator", "projection"]}
+        },
+    }
+    table = parse_table("twin", data)
+    layer = {"twin/layer_0/dense/kernel": (8, 8), "twin/layer_0/dense/bias": (8,)}
+    same = dict(DIMS, num_hidden_layers=1, embedding_size=8)
+    plan = plan_head(source_of(layer), table, "pretraining", same)
+    assert plan.clean and len(plan.mapped) == 2
+    narrow = dict(same, embedding_size=4)
+    plan = plan_head(source_of(layer), table, "pretraining", narrow)
+    assert [m.name for m in plan.missing] == ["twin.project.bias", "twin.project.weight"]
+    projected = {**layer, "twin/project/kernel": (4, 8), "twin/project/bias": (8,)}
+    assert plan_head(source_of(projected), table, "pretraining", narrow).clean

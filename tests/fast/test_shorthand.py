@@ -124,3 +124,23 @@ def test_included_names_take_the_tables_source_scope():
     rules = _rules(table)
     assert rules["model/_network/_pooler_layer/kernel"][0] == "toy.pooler.dense.weight"
     assert "model/_network/_transformer_layers/{L}/_attention_layer/_query_dense/bias" in rules
+
+
+def test_a_groups_prefixes_shorten_layers_outside_the_vocabulary():
+    group = {
+        "src_prefix": "m/groups_._{G}/",
+        "dst_prefix": "m.groups.{G}.",
+        "dense": [{"src": "ffn", "dst": "ffn", "shape": ["intermediate_size", "hidden_size"]}],
+        "layernorm": [{"src": "norm", "dst": "norm", "shape": ["hidden_size"]}],
+    }
+    table = _table({"g": group}, placeholders={"G": "num_hidden_groups"})
+    assert _rules(table) == {
+        "m/groups_._{G}/ffn/kernel": (
+            "m.groups.{G}.ffn.weight",
+            (Transpose,),
+            ("intermediate_size", "hidden_size"),
+        ),
+        "m/groups_._{G}/ffn/bias": ("m.groups.{G}.ffn.bias", (), ("intermediate_size",)),
+        "m/groups_._{G}/norm/gamma": ("m.groups.{G}.norm.weight", (), ("hidden_size",)),
+        "m/groups_._{G}/norm/beta": ("m.groups.{G}.norm.bias", (), ("hidden_size",)),
+    }

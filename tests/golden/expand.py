@@ -3,13 +3,15 @@
 The golden file (tables.json) was written by the table loader *before* the table language grew
 shorthands and a shared vocabulary; the golden test asserts today's loader still expands every
 table to exactly the same rules, so a rewrite of the YAML can only change how tables are written,
-never what they say. Regenerate (only for an intended change of meaning) with
-`python -m tests.golden.expand`.
+never what they say. Add a new table's expansion (written in long form, before shortening it)
+with `python -m tests.golden.expand NAME…`; with no names every table is rewritten, which is only
+right for an intended change of meaning.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -96,10 +98,12 @@ def expand_all(names: list[str] | None = None) -> dict[str, Any]:
     return {n: expand_table(load_table(n)) for n in (names or table_names())}
 
 
-def main() -> None:
-    GOLDEN.write_text(json.dumps(expand_all(), indent=1, sort_keys=True) + "\n")
-    print(f"wrote {GOLDEN}")
+def main(names: list[str]) -> None:
+    golden = json.loads(GOLDEN.read_text()) if names and GOLDEN.exists() else {}
+    golden.update(expand_all(names or None))
+    GOLDEN.write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {', '.join(names) or 'every table'} to {GOLDEN}")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
