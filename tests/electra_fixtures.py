@@ -106,11 +106,15 @@ def write_tf1_checkpoint(
                 everything[f"{name}/{slot}"] = rng.normal(0, 1e-3, value.shape).astype(np.float32)
     graph = tf.Graph()
     with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
-        for name, value in everything.items():
-            tf.compat.v1.get_variable(name, initializer=tf.constant(value))
+        made = {
+            name: tf.compat.v1.get_variable(name, value.shape, tf.float32, tf.zeros_initializer())
+            for name, value in everything.items()
+        }
         if slots:
             tf.compat.v1.train.get_or_create_global_step()
         session.run(tf.compat.v1.global_variables_initializer())
+        for name, variable in made.items():  # fed, not baked into the graph as constants
+            variable.load(everything[name], session)
         tf.compat.v1.train.Saver().save(session, str(directory / "model.ckpt"), global_step=step)
     vocab_size = next(v.shape[0] for k, v in variables.items() if k.endswith("/word_embeddings"))
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

@@ -21,6 +21,7 @@ from .electra_fixtures import (
     build_release_pair,
     build_tf_electra,
     release_variables,
+    share_embeddings,
     write_tf1_checkpoint,
 )
 from .test_bert import _transformers_own_conversion
@@ -259,17 +260,41 @@ def minilm_electra_pt(directory, positions: int = 64):
     return directory
 
 
-def test_trained_minilm_encoder_as_electra_passes_the_default_gate(tmp_path):
-    pt_dir = minilm_electra_pt(tmp_path / "pt")
-    src = real_models.save_tf_h5(pt_dir, "ElectraForPreTraining", tmp_path / "h5")
-    out = tmp_path / "out"
-    _convert(src, out)
+def _passes_the_measured_gate_exactly(out, trained: dict) -> None:
     parity = read_json(out / "parity_report.json")
     assert parity["passed"] and parity["gate"]["kind"] == "measured-noise"
     assert all(o["noise"] > 0 and o["max_abs_diff"] <= o["tolerance"] for o in parity["outputs"])
     written = load_file(str(out / "model.safetensors"))
-    for name, value in load_file(str(pt_dir / "model.safetensors")).items():
+    for name, value in trained.items():
         np.testing.assert_array_equal(written[name], value, err_msg=name)
+
+
+def test_trained_minilm_encoder_as_electra_passes_the_default_gate(tmp_path):
+    """At real activation scale, through both layouts: the h5 of TFElectraForPreTraining, and a
+    run_pretraining.py checkpoint whose discriminator is the trained encoder (its generator,
+    128 wide over the same 384-wide embeddings, from TFElectraForMaskedLM's initialiser), checked
+    against the tf1-encoder reference (the exact erf gelu, no projection: as ELECTRA-base)."""
+    pt_dir = minilm_electra_pt(tmp_path / "pt")
+    trained = load_file(str(pt_dir / "model.safetensors"))
+    disc = real_models.tf_model(pt_dir, "ElectraForPreTraining")
+    disc.save_pretrained(str(tmp_path / "h5"))
+    _convert(tmp_path / "h5", tmp_path / "out")
+    _passes_the_measured_gate_exactly(tmp_path / "out", trained)
+
+    gen = build_tf_electra(
+        None,
+        "ElectraForMaskedLM",
+        seed=7,
+        vocab_size=disc.config.vocab_size,
+        embedding_size=disc.config.embedding_size,
+        max_position_embeddings=disc.config.max_position_embeddings,
+        hidden_size=128,
+        intermediate_size=512,
+    )
+    share_embeddings(gen, disc)
+    release = write_tf1_checkpoint(release_variables(disc, gen), tmp_path / "tf1", slots=False)
+    _convert(release, tmp_path / "tf1-out")
+    _passes_the_measured_gate_exactly(tmp_path / "tf1-out", trained)
 
 
 # --- google-research/electra TF1 checkpoints (no config file) ---
