@@ -12,7 +12,7 @@ from typing import Any
 
 from .conversion_report import REPORT_FILE, build_report
 from .enforce import enforce
-from .errors import ParityError, Tf2ptError
+from .errors import InputError, ParityError, Tf2ptError
 from .mapping import Table, select_table
 from .model_card import CARD_FILE, write_model_card
 from .output_config import output_config
@@ -66,6 +66,12 @@ def open_with_table(src: str | Path, arch: str | None) -> tuple[Source, Table]:
 
 
 def plan_source(source: Source, table: Table, options: ConvertOptions) -> Analysis:
+    if table.requires_config and source.config_path is None:
+        raise InputError(
+            f"no {table.requires_config} next to the {source.layout} checkpoint",
+            source.path,
+            f"{table.description} ships one; copy it next to the checkpoint",
+        )
     config = source_hf_config(source, table, options.head)
     dims = resolve_dims(config, table, options.num_labels)
     plan = choose_head(source, table, dims, options.head)

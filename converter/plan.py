@@ -321,6 +321,7 @@ def choose_head(source: Source, table: Table, dims: dict[str, Any], requested: s
         fits = [h for h in fits if _when_matches(table, h, dims)]
         specific = [h for h in fits if table.heads[h].when]
         fits = specific or fits
+        fits = [h for h in fits if table.heads[h].default] or fits
     if len(fits) == 1:
         plan = plans[fits[0]]
         if declared:

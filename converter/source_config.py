@@ -26,8 +26,8 @@ def _from_weights(entry: SourceConfigEntry, source: Source) -> int | None:
             continue
         name = pattern.fill(dict.fromkeys(pattern.placeholders, 0))
         shape = next((t.shape for t in source.tensors if t.name == name), None)
-        if shape is not None:
-            return shape[entry.axis] if len(shape) > entry.axis else None
+        if shape is not None and len(shape) > entry.axis:
+            return max(1, shape[entry.axis] // entry.divide) if entry.divide else shape[entry.axis]
     return None
 
 

@@ -80,16 +80,14 @@ def _data_shards(prefix: Path) -> list[Path]:
     return expected
 
 
-def _config(directory: Path) -> tuple[dict, Path]:
+def _config(directory: Path) -> tuple[dict, Path | None]:
+    """The config beside the checkpoint; none (google-research/electra ships none) is for the
+    table to accept (sizes from the tensors) or refuse (`requires_config:`)."""
     for name in CONFIG_NAMES:
         path = directory / name
         if path.is_file():
             return read_json_object(path), path
-    raise InputError(
-        "no bert_config.json or albert_config.json next to the TF1 checkpoint",
-        directory,
-        "google-research/bert and albert checkpoints ship one; copy it next to the .index file",
-    )
+    return {}, None
 
 
 class _Bundle:

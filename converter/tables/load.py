@@ -198,6 +198,7 @@ def _source_config_entry(where: str, data: dict) -> SourceConfigEntry:
         add=int(data.get("add") or 0),
         values=dict(data.get("values") or {}),
         or_tensor=_pattern(where, data["or_tensor"]) if "or_tensor" in data else None,
+        divide=int(data.get("divide") or 0),
     )
 
 
@@ -215,6 +216,7 @@ def _head(where: str, name: str, body: dict, groups: dict[str, Group]) -> Head:
         str(body.get("source_class") or ""),
         _ignore_rules(f"{where}.ignore", body.get("ignore")),
         _source_config(f"{where}.source_config", body.get("source_config")),
+        bool(body.get("default", False)),
     )
 
 
@@ -299,6 +301,7 @@ def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
         ),
         reference=check_reference(where, data.get("reference"), set(heads)),
         config_guesses=dict(data.get("config_guesses") or {}),
+        requires_config=str(data.get("requires_config") or ""),
         compiled_heads={
             h: CompiledHead.of([groups[g] for g in head.groups], head.ignore + ignore)
             for h, head in heads.items()

@@ -130,6 +130,7 @@ class Head:
     ignore: tuple[IgnoreRule, ...] = ()
     # Where this head's config values are, when they differ from the table's (the other model).
     source_config: dict[str, SourceConfigEntry] = field(default_factory=dict)
+    default: bool = False  # converted when several heads fit (a two-model checkpoint's main one)
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ class SourceConfigEntry:
     add: int
     values: dict[Any, Any] = field(default_factory=dict)  # source value → HF value, if they differ
     or_tensor: Pattern | None = None  # where the value is when `tensor` is absent (another head)
+    divide: int = 0  # a weight-derived value counts `divide`-wide parts, at least one (heads)
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,7 @@ class Table:
     # The TF reference for parity, as declared (validated by the verify side, not here).
     reference: dict[str, Any] = field(default_factory=dict)
     config_guesses: dict[str, Any] = field(default_factory=dict)  # for config-less checkpoints
+    requires_config: str = ""  # the config file the producer ships; refused without it
     # Each head's groups flattened once, at load: what the planner matches tensors against.
     compiled_heads: dict[str, CompiledHead] = field(default_factory=dict, compare=False, repr=False)
 

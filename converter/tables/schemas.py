@@ -48,6 +48,7 @@ SOURCE_CONFIG = Obj(
         "key": str,
         "tensor": NAME,
         "or_tensor": NAME,
+        "divide": int,
         "axis": int,
         "count": NAME,
         "add": int,
@@ -68,6 +69,7 @@ HEAD = Obj(
         "source_class": str,
         "ignore": ListOf(IGNORE),
         "source_config": MapOf(SOURCE_CONFIG),
+        "default": bool,
     },
     frozenset({"class", "groups"}),
 )
@@ -119,6 +121,7 @@ def table_schema(kinds: tuple[str, ...]) -> Obj:
             "reference": MapOf(ANY),  # the verify side validates its contents
             # How a config-less checkpoint's unseen values are guessed (read by the doctor)
             "config_guesses": MapOf(MapOf(ANY)),
+            "requires_config": str,  # the producer's config file; refused without it
         },
     )
 
