@@ -248,23 +248,58 @@ def test_verify_catches_a_broken_distilbert_conversion_where_it_first_shows(
     assert read_json(out / "parity_report.json")["first_divergence"]["name"] == first
 
 
-def test_doctor_says_a_converted_dir_loads_and_repairs_a_data_parallel_state_dict(
-    distilbert_converted, tmp_path
-):
+@pytest.fixture(scope="module")
+def data_parallel_state_dict(distilbert_converted, tmp_path_factory):
+    """The converted classifier's state_dict as DataParallel saves it (`module.` prefixes),
+    with no config beside it."""
     import torch
 
     out = distilbert_converted["sequence-classification"]
-    code, text, err = run_cli(["doctor", str(out)])
-    assert code == 0 and "verdict: loads cleanly" in text, text + err
     model = transformers.DistilBertForSequenceClassification.from_pretrained(str(out))
-    torch.save(torch.nn.DataParallel(model).state_dict(), tmp_path / "ddp.pt")
-    fixed = tmp_path / "fixed"
-    argv = ["doctor", str(tmp_path / "ddp.pt"), "--model", str(out), "--fix", str(fixed)]
-    code, text, err = run_cli(argv)
-    assert code == 0 and "verdict: loads after repair" in text and "strip-module" in text, err
+    path = tmp_path_factory.mktemp("ddp") / "ddp.pt"
+    torch.save(torch.nn.DataParallel(model).state_dict(), path)
+    return path
+
+
+def _assert_same_tensors(fixed, out) -> None:
     repaired = load_file(str(fixed / "model.safetensors"))
     for name, value in load_file(str(out / "model.safetensors")).items():
         np.testing.assert_array_equal(repaired[name], value, err_msg=name)
+
+
+def test_doctor_says_a_converted_dir_loads_and_repairs_a_data_parallel_state_dict(
+    distilbert_converted, data_parallel_state_dict, tmp_path
+):
+    out = distilbert_converted["sequence-classification"]
+    code, text, err = run_cli(["doctor", str(out)])
+    assert code == 0 and "verdict: loads cleanly" in text, text + err
+    fixed = tmp_path / "fixed"
+    argv = ["doctor", str(data_parallel_state_dict), "--model", str(out), "--fix", str(fixed)]
+    code, text, err = run_cli(argv)
+    assert code == 0 and "verdict: loads after repair" in text and "strip-module" in text, err
+    _assert_same_tensors(fixed, out)
+
+
+def test_doctor_without_a_config_reads_distilberts_dimensions_and_guesses_heads_from_dim(
+    distilbert_converted, data_parallel_state_dict, tmp_path
+):
+    """No config: dim, hidden_dim, n_layers and the label count come from the weights by the
+    table's shapes; the head count is a guess (dim / 64, here 1 — wrong, so said so and
+    refused) until --set gives it."""
+    ddp = str(data_parallel_state_dict)
+    code, text, _ = run_cli(["doctor", ddp, "--arch", "distilbert"])
+    assert code == 1 and "n_heads=1 (guessed as dim / 64)" in text, text
+    assert "DistilBertForSequenceClassification" in text  # the head that fits the keys best
+    fixed = tmp_path / "fixed"
+    argv = ["doctor", ddp, "--arch", "distilbert", "--set", "n_heads=4", "--fix", str(fixed)]
+    code, text, err = run_cli(argv)
+    assert code == 0 and "verdict: loads after repair;" in text, text + err
+    out = distilbert_converted["sequence-classification"]
+    written, converted = read_json(fixed / "config.json"), read_json(out / "config.json")
+    for key in ("dim", "hidden_dim", "n_layers", "n_heads", "activation", "vocab_size"):
+        assert written[key] == converted[key], key
+    assert written["architectures"] == ["DistilBertForSequenceClassification"]
+    _assert_same_tensors(fixed, out)
 
 
 def test_archs_and_inspect_show_the_distilbert_table(distilbert_sources):

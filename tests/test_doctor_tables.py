@@ -156,7 +156,7 @@ def install_tables(tmp_path, monkeypatch):
 
 @pytest.fixture
 def with_distil_table(install_tables):
-    install_tables(**{"distilbert-test": distil_table_data()})
+    install_tables(**{"distilbert-hf-keras": distil_table_data()})  # in place of the shipped one
 
 
 def _distil_checkpoint(path, drop: str = "") -> dict[str, torch.Tensor]:
@@ -196,7 +196,7 @@ def test_a_family_without_config_guesses_is_refused_rather_than_defaulted(instal
     """With nothing declared for the head count, the class default (12) would be used silently."""
     data = distil_table_data()
     del data["config_guesses"]
-    install_tables(**{"distilbert-test": data})
+    install_tables(**{"distilbert-hf-keras": data})
     ckpt = tmp_path / "ddp.pt"
     _distil_checkpoint(ckpt)
     code, out, err = run_cli(["doctor", str(ckpt), "--arch", "distilbert"])

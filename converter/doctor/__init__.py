@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import InputError
 from ..fates import SourceFate
 from .checkpoint import Checkpoint, open_checkpoint
 from .diagnose import Diagnosis, diagnose
@@ -49,11 +50,17 @@ def examine(
         choices["num_labels"] = num_labels
     if drop_head:
         choices["drop_head"] = True
-    tried = []
+    tried, unbuildable = [], None
     for class_name in candidate_classes(config, arch, head):
-        target = build_target(config, class_name, num_labels, origin)
+        try:
+            target = build_target(config, class_name, num_labels, origin)
+        except InputError as exc:  # not this head (DistilBERT's QA class insists on 2 labels)
+            unbuildable = exc
+            continue
         diagnosis = diagnose(checkpoint, target, drop_head, choices)
         tried.append(Examination(checkpoint, target, diagnosis))
+    if not tried:
+        raise unbuildable
     best = min(tried, key=lambda e: _losses(e.diagnosis))
     if len(tried) > 1:
         best.diagnosis.notes.append(
