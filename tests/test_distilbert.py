@@ -311,8 +311,9 @@ def test_archs_and_inspect_show_the_distilbert_table(distilbert_sources):
     code, text, _ = run_cli(["inspect", str(distilbert_sources["multiple-choice"]), "--json"])
     found = json.loads(text)
     assert (found["table"], found["head"]) == ("distilbert-hf-keras", "multiple-choice")
-    fates = {t["name"]: t["fate"] for t in found["tensors"]}
-    assert fates["classifier/kernel"] == "→ classifier.weight [transpose]"
+    kernel = next(t for t in found["tensors"] if t["name"] == "classifier/kernel")
+    assert (kernel["target"], kernel["ops"]) == ("classifier.weight", ["transpose"])
+    assert (found["config"]["dim"], found["config"]["n_layers"]) == (32, 2)  # its own keys
 
 
 # --- the trained MiniLM encoder in a DistilBERT shell: real activation scale ---
