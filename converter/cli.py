@@ -54,8 +54,9 @@ def _print_json(data: object) -> None:
 @click.version_option(__version__, prog_name="tf2pt")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks for errors.")
 def cli(verbose: bool) -> None:
-    """Convert TensorFlow/Keras RoBERTa- and BERT-family checkpoints to PyTorch, account for
-    every weight, and prove parity by running both models."""
+    """Convert TensorFlow/Keras transformer encoder checkpoints (every architecture and source
+    layout `tf2pt archs` lists) to PyTorch, account for every weight, and prove parity by running
+    both models."""
 
 
 def _own_process() -> bool:
