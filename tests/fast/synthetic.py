@@ -26,6 +26,10 @@ DIMS = dict(
     embedding_size=6,  # ALBERT, ELECTRA: factorised embeddings
     num_hidden_groups=2,  # ALBERT: {G} layer groups of {I} inner layers
     inner_group_num=2,
+    dim=8,  # DistilBERT's names for the widths and the layer count
+    hidden_dim=12,
+    n_layers=2,
+    n_heads=2,
 )
 PLACEHOLDER_DIMS = {"L": "num_hidden_layers", "G": "num_hidden_groups", "I": "inner_group_num"}
 
@@ -61,24 +65,27 @@ def _source_shape(ops: list[str], shape: tuple[int, ...], dims: dict[str, int]) 
     return shape
 
 
-def listing_for(expanded_head: dict, dims: dict[str, int] = DIMS) -> dict[str, tuple]:
+def listing_for(
+    expanded_head: dict, dims: dict[str, int] = DIMS, placeholders: dict[str, str] | None = None
+) -> dict[str, tuple]:
     """Every source tensor an expanded head (tests/golden/expand.py) wants, with its shape, for
-    every layer; the stored copies it declares, with their original's shape."""
+    every layer (`placeholders`: the table's, placeholder → config key); the stored copies it
+    declares, with their original's shape."""
     out: dict[str, tuple] = {}
     for rule in expanded_head["rules"]:
         shape = tuple(d if isinstance(d, int) else dims[d] for d in rule["shape"])
         src_shape = _source_shape(rule["ops"], shape, dims)
-        for name in _every_index(rule["src"], dims):
+        for name in _every_index(rule["src"], dims, placeholders or PLACEHOLDER_DIMS):
             out[name] = src_shape
     for dup in expanded_head["duplicates"]:
         out[dup["src"]] = out[dup["same_as"]]
     return out
 
 
-def _every_index(pattern: str, dims: dict[str, int]) -> list[str]:
+def _every_index(pattern: str, dims: dict[str, int], placeholders: dict[str, str]) -> list[str]:
     """The pattern with each placeholder it holds ({L}, {_L}, {G}, {I}) over its whole range."""
     names = [pattern]
-    for key, dim in PLACEHOLDER_DIMS.items():
+    for key, dim in placeholders.items():
         if "{" + key + "}" in pattern or "{_" + key + "}" in pattern:
             names = [_fill(n, key, i) for n in names for i in range(dims[dim])]
     return names

@@ -19,7 +19,8 @@ CASES = [(t, h) for t in sorted(GOLDEN_TABLES) for h in sorted(GOLDEN_TABLES[t][
 @pytest.mark.parametrize(("table_name", "head"), CASES)
 def test_each_head_accounts_for_every_tensor_it_names(table_name, head):
     table = load_table(table_name)
-    listing = listing_for(GOLDEN_TABLES[table_name]["heads"][head])
+    golden = GOLDEN_TABLES[table_name]
+    listing = listing_for(golden["heads"][head], DIMS, golden["placeholders"])
     plan = plan_head(source_of(listing), table, head, dict(DIMS))
     assert plan.clean, (plan.unexpected, plan.missing, plan.mismatched)
     placed = {m.src for m in plan.mapped} | {d.src for d in plan.duplicates}
