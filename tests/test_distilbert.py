@@ -276,8 +276,8 @@ def test_archs_and_inspect_show_the_distilbert_table(distilbert_sources):
     code, text, _ = run_cli(["inspect", str(distilbert_sources["multiple-choice"]), "--json"])
     found = json.loads(text)
     assert (found["table"], found["head"]) == ("distilbert-hf-keras", "multiple-choice")
-    fates = {t["name"]: t["fate"] for t in found["tensors"]}
-    assert fates["classifier/kernel"] == "→ classifier.weight [transpose]"
+    texts = {t["name"]: t["text"] for t in found["tensors"]}
+    assert texts["classifier/kernel"] == "→ classifier.weight [transpose]"
 
 
 # --- the trained MiniLM encoder in a DistilBERT shell: real activation scale ---
