@@ -27,7 +27,6 @@ from .base import (
 
 LAYOUT = "tf1-checkpoint"
 INDEX_SUFFIX = ".index"
-CONFIG_NAMES = ("bert_config.json", "albert_config.json", "config.json")
 DATA_SHARD = re.compile(r"\.data-(\d{5})-of-(\d{5})$")
 
 
@@ -80,10 +79,19 @@ def _data_shards(prefix: Path) -> list[Path]:
     return expected
 
 
+def _config_names() -> list[str]:
+    from ..tables import load_table, table_names
+
+    tables = [load_table(n) for n in table_names()]
+    required = [t.requires_config for t in tables if t.layout == LAYOUT and t.requires_config]
+    return [*sorted(set(required), key=required.index), "config.json"]
+
+
 def _config(directory: Path) -> tuple[dict, Path | None]:
     """The config beside the checkpoint; none (google-research/electra ships none) is for the
-    table to accept (sizes from the tensors) or refuse (`requires_config:`)."""
-    for name in CONFIG_NAMES:
+    table to accept (sizes from the tensors) or refuse (`requires_config:`). The names looked for
+    are the ones the TF1 tables require (bert_config.json, albert_config.json), then config.json."""
+    for name in _config_names():
         path = directory / name
         if path.is_file():
             return read_json_object(path), path
