@@ -19,8 +19,8 @@ from .convert import (
     analyse,
 )
 from .errors import BatchError, InputError, Tf2ptError, UsageError
-from .mapping import load_table, table_names
 from .table_config import family_tables, model_keys
+from .tables import load_table, table_names
 from .writer import json_text
 
 SIZE_UNITS = {

@@ -13,13 +13,13 @@ from typing import Any
 from .conversion_report import REPORT_FILE, build_report
 from .enforce import enforce
 from .errors import InputError, ParityError, Tf2ptError
-from .mapping import Table, select_table
 from .model_card import CARD_FILE, write_model_card
 from .output_config import output_config
 from .plan import Plan, choose_head, resolve_dims
 from .readers import Source, open_source
 from .source_config import source_hf_config, source_notes, translation_notes
 from .table_config import POSITIONS_KEY
+from .tables import Table, select_table
 from .tensor_jobs import mapped_jobs, synthesized_jobs
 from .tokenizers import append_markdown, check_tokenizer, parity_failure, write_tokenizer
 from .writer import StagedOutput, write_json, write_model

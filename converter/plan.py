@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 
 from .errors import InputError, MappingTableError, UsageError
 from .fates import SourceFate, TargetFate
-from .mapping import Pattern, ShapeSpec, Table
 from .ops import Op, OpShapeError, chain_shape
 from .readers.base import Source, SourceTensor
+from .tables import Pattern, ShapeSpec, Table
 
 Shape = tuple[int, ...]
 

@@ -12,7 +12,7 @@ from functools import cache
 from typing import Any
 
 from .errors import MappingTableError, UsageError
-from .mapping import Pattern, ShapeSpec, Table, load_table, table_names
+from .tables import Pattern, ShapeSpec, Table, load_table, table_names
 
 CLASS_DEFAULT = "the transformers config class default"
 # transformers' name, in every config class, for the length of the position table — the table a

@@ -113,7 +113,7 @@ def test_roberta_family_without_config_gets_the_family_eps_not_the_class_default
 
 def test_family_defaults_are_validated_and_inherited_by_variants():
     from converter.errors import MappingTableError
-    from converter.mapping import load_table, parse_table
+    from converter.tables import load_table, parse_table
 
     roberta = load_table("roberta-hf-keras").family_defaults
     assert roberta["layer_norm_eps"] == 1e-5 and roberta["pad_token_id"] == 1

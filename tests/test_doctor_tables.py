@@ -17,11 +17,11 @@ import torch
 import transformers
 import yaml
 
-from converter import mapping, table_config
+from converter import table_config
 from converter.errors import MappingTableError
 from converter.fates import SourceFate, TargetFate
-from converter.mapping import parse_table
 from converter.tables import load as table_loader
+from converter.tables import load_table, parse_table, table_names, tables_dir
 
 from .conftest import run_cli
 
@@ -132,7 +132,7 @@ def test_a_malformed_config_guess_names_its_table(entry, complaint):
 
 
 def test_every_shipped_table_declares_well_formed_guesses_for_its_family():
-    for arch in sorted({mapping.load_table(n).architecture for n in mapping.table_names()}):
+    for arch in sorted({load_table(n).architecture for n in table_names()}):
         for key, guess in table_config.config_guesses(arch).items():
             assert not guess.divide or guess.divide in table_config.written_keys(arch), (arch, key)
 
@@ -141,7 +141,7 @@ def test_every_shipped_table_declares_well_formed_guesses_for_its_family():
 def install_tables(tmp_path, monkeypatch):
     """Makes the shipped tables, less DistilBERT's own, plus the given ones the tables directory."""
     tables = tmp_path / "mappings"
-    shutil.copytree(mapping.tables_dir(), tables)
+    shutil.copytree(tables_dir(), tables)
     for shipped in tables.glob("distilbert-*.yaml"):
         shipped.unlink()
     monkeypatch.setattr(table_loader, "tables_dir", lambda: tables)
@@ -149,11 +149,11 @@ def install_tables(tmp_path, monkeypatch):
     def install(**extra: dict) -> None:
         for name, data in extra.items():
             (tables / f"{name}.yaml").write_text(yaml.safe_dump(data))
-        mapping.load_table.cache_clear()
+        load_table.cache_clear()
         table_config.target_rules.cache_clear()
 
     yield install
-    mapping.load_table.cache_clear()
+    load_table.cache_clear()
     table_config.target_rules.cache_clear()
 
 

@@ -20,7 +20,7 @@ import yaml
 
 from converter.capabilities import VERIFY_RUNNER_MODULES
 from converter.errors import MappingTableError
-from converter.mapping import load_table, parse_table, table_names
+from converter.tables import load_table, parse_table, table_names
 from converter.verify.reference_spec import RUNNERS, head_facts
 
 DOCTOR_ONLY = {"fairseq"}  # layouts tf2pt only diagnoses; nothing to verify against

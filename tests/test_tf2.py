@@ -371,7 +371,7 @@ def test_transformers_saved_model_converts_exactly_and_matches_its_signature(
 
 def test_config_less_table_choice_by_fit_refuses_a_tie():
     from converter.errors import InputError
-    from converter.mapping import select_table
+    from converter.tables import select_table
 
     whole = ["pooler_transform/kernel", "pooler_transform/bias", "do_lower_case"]
     assert select_table("tf2", None, names=whole).name == "bert-tfhub"

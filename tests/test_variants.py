@@ -11,7 +11,7 @@ import sys
 import pytest
 import transformers
 
-from converter.mapping import load_table
+from converter.tables import load_table
 
 from .conftest import TINY, randomize_tf_weights, run_cli
 from .test_transformers5 import HF5_PYTHON

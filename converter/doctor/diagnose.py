@@ -15,9 +15,9 @@ from typing import Any
 
 from ..errors import UsageError
 from ..fates import SourceFate, TargetFate
-from ..mapping import load_table, table_names
 from ..ops import Op, OpShapeError, chain_shape
 from ..table_config import layer_of, target_rules
+from ..tables import load_table, table_names
 from .checkpoint import Checkpoint
 from .meaning import mismatch_meaning
 from .repairs import RepairBook, candidates, load_repairs, table_rules

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, MappingTableError
-from ..mapping import tables_dir
+from ..tables import tables_dir
 from ..tables.schema import load_yaml
 from ..tables.schemas import FAIRSEQ
 

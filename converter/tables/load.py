@@ -111,14 +111,9 @@ def raw_table(name: str, directory: Path, seen: tuple[str, ...] = ()) -> dict:
             raise MappingTableError(f"{path}: missing key(s) schema")
         raise MappingTableError(f"{path}: unsupported schema {data['schema']} (this tool reads 1)")
     data = _with_included(directory, data, str(path))
-    if "runner" in data:  # the older spelling of reference.runner
-        data["reference"] = {"runner": data.pop("runner"), **(data.get("reference") or {})}
     if "extends" in data:
         return _merge(raw_table(data["extends"], directory, (*seen, name)), data)
     return data
-
-
-_raw = raw_table  # the name tests and older branches use
 
 
 def _shape(where: str, spec: Any) -> ShapeSpec:

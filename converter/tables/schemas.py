@@ -117,7 +117,6 @@ def table_schema(kinds: tuple[str, ...]) -> Obj:
             "groups": MapOf(group),
             "heads": MapOf(HEAD),
             "ignore": ListOf(IGNORE),
-            "runner": str,
             "reference": MapOf(ANY),  # the verify side validates its contents
             # How a config-less checkpoint's unseen values are guessed (read by the doctor)
             "config_guesses": MapOf(MapOf(ANY)),

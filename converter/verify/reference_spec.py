@@ -1,5 +1,5 @@
 """The `reference:` block of a mapping table: which TF model a source is checked against, and the
-facts that model needs. Data only (no TensorFlow): `converter.mapping` validates every table's
+facts that model needs. Data only (no TensorFlow): `converter.tables` validates every table's
 block with `check_reference` when it loads, and parity asks the helpers below.
 
     reference:                       # a top-level key, last in the table; `extends:` inherits it,

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from converter.errors import MappingTableError
-from converter.mapping import Pattern, _raw, load_table, parse_table, table_names
+from converter.tables import Pattern, load_table, parse_table, raw_table, table_names
 
 MINIMAL = {
     "schema": 1,
@@ -87,7 +87,7 @@ def test_extends_merges_groups_and_heads(tmp_path):
             }
         )
     )
-    table = parse_table("child", _raw("child", tmp_path))
+    table = parse_table("child", raw_table("child", tmp_path))
     assert table.model_type == "toy2" and set(table.heads) == {"base-model", "other"}
     assert table.class_name("other") == "Toy2ForOther"
     assert table.groups["g"].rules[0].dst.text == "a.{L}.w"
@@ -97,7 +97,7 @@ def test_extends_cycle_is_an_error(tmp_path):
     (tmp_path / "a.yaml").write_text(yaml.safe_dump({"schema": 1, "extends": "b"}))
     (tmp_path / "b.yaml").write_text(yaml.safe_dump({"schema": 1, "extends": "a"}))
     with pytest.raises(MappingTableError, match="cycle"):
-        _raw("a", tmp_path)
+        raw_table("a", tmp_path)
 
 
 def test_keras_suffix_placeholder_is_empty_for_0_and_underscore_n_after():

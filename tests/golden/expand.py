@@ -93,7 +93,7 @@ def expand_table(table: Any) -> dict[str, Any]:
 
 
 def expand_all(names: list[str] | None = None) -> dict[str, Any]:
-    from converter.mapping import load_table, table_names
+    from converter.tables import load_table, table_names
 
     return {n: expand_table(load_table(n)) for n in (names or table_names())}
 
