@@ -23,17 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .convert import (
+from .errors import InputError
+from .pipeline import (
     DEFAULT_MAX_SHARD_BYTES,
-    Analysis,
     ConversionResult,
     ConvertOptions,
-    open_with_table,
     parity_failed_dir,
-    plan_source,
 )
-from .convert import convert as _convert
-from .errors import InputError
+from .pipeline import convert as _convert
+from .plan.analysis import Analysis, open_with_table, plan_source
 
 if TYPE_CHECKING:
     from .doctor import Examination
@@ -80,20 +78,20 @@ def convert(
     failure raises ParityError and leaves its evidence in `<out>.parity-failed/`.
     `own_process` is for the `tf2pt` command only (see verify/torch_side.py)."""
     options = ConvertOptions(
-        head,
-        arch,
-        num_labels,
-        force,
-        max_shard_bytes,
-        Path(tokenizer) if tokenizer is not None else None,
-        tuple(texts),
+        head=head,
+        arch=arch,
+        num_labels=num_labels,
+        force=force,
+        max_shard_bytes=max_shard_bytes,
+        tokenizer=Path(tokenizer) if tokenizer is not None else None,
+        texts=tuple(texts),
     )
     gate = _gate(atol, rtol)
     results: list[ParityResult] = []
 
     def check(analysis: Analysis, staged: Path):
+        from .report.parity import write_reports
         from .verify.parity import run_parity
-        from .verify.report import write_reports
 
         result = run_parity(
             analysis, staged, gate, texts, progress, published_as=Path(out), own_process=own_process
@@ -124,8 +122,8 @@ def verify(
     """Run `src`'s TF model and the converted model in `out` on the same inputs and compare;
     the reports are written into `out`; the tokenizers are compared too (`.tokenizer`). Returns
     the result whatever it says: `.failure()` is the error the command raises, if any."""
+    from .report.parity import write_reports
     from .verify.parity import run_parity
-    from .verify.report import write_reports
 
     out = Path(out)
     gate = _gate(atol, rtol)
@@ -141,8 +139,7 @@ def verify(
     if head is None:
         raise InputError(f"{class_name} is not a {table.architecture} class", out)
     labels = out_config.get("id2label")
-    options = ConvertOptions(arch=arch, head=head, num_labels=len(labels) if labels else None)
-    analysis = plan_source(source, table, options)
+    analysis = plan_source(source, table, head=head, num_labels=len(labels) if labels else None)
     result = run_parity(analysis, out, gate, texts, progress, own_process=own_process)
     write_reports(result, out)
     result.tokenizer = _tokenizer_parity(source, out, texts, progress)
@@ -196,7 +193,15 @@ def doctor(
     from .doctor import examine
 
     model_path = Path(model) if model is not None else None
-    found = examine(Path(ckpt), model_path, arch, head, num_labels, drop_head, dict(settings or {}))
+    found = examine(
+        Path(ckpt),
+        model=model_path,
+        arch=arch,
+        head=head,
+        num_labels=num_labels,
+        drop_head=drop_head,
+        overrides=dict(settings or {}),
+    )
     written = []
     if fix is not None:
         written = repair(
@@ -229,11 +234,11 @@ def repair(
         examination.target,
         examination.diagnosis,
         Path(out),
-        force,
-        max_shard_bytes,
-        Path(model) if model is not None else None,
-        accept_assumed,
-        progress,
+        force=force,
+        max_shard_bytes=max_shard_bytes,
+        model=Path(model) if model is not None else None,
+        accept_assumed=accept_assumed,
+        progress=progress,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import sys
@@ -12,16 +13,14 @@ from pathlib import Path
 import click
 
 from . import __version__, api
-from .accounting_text import accounting_table, placement_text
-from .conversion_report import source_row
-from .convert import (
-    ConvertOptions,
-    analyse,
-)
 from .errors import BatchError, InputError, Tf2ptError, UsageError
-from .table_config import family_tables, model_keys
+from .plan.accounting_text import accounting_table, placement_text
+from .plan.analysis import analyse
+from .report.conversion import source_row
 from .tables import load_table, table_names
-from .writer import json_text
+from .tables.config_keys import family_tables, model_keys
+from .tf_import import VERBOSE_ENV
+from .write.model_files import json_text
 
 SIZE_UNITS = {
     "": 1,
@@ -52,7 +51,12 @@ def _print_json(data: object) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tf2pt")
-@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks for errors.")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Show tracebacks for errors, and TensorFlow's own start-up log lines.",
+)
 def cli(verbose: bool) -> None:
     """Convert TensorFlow/Keras transformer encoder checkpoints (every architecture and source
     layout `tf2pt archs` lists) to PyTorch, account for every weight, and prove parity by running
@@ -165,7 +169,7 @@ def convert_cmd(
 def verify_cmd(src, out, atol, rtol, texts, arch, as_json):
     """Run SRC's TF model and the converted model in OUT on the same inputs; compare."""
     _needs("verify", "verify")
-    from .verify.report import MD_FILE
+    from .report.parity import MD_FILE
 
     result = api.verify(
         src,
@@ -192,7 +196,7 @@ def verify_cmd(src, out, atol, rtol, texts, arch, as_json):
 @click.option("--json", "as_json", is_flag=True)
 def inspect_cmd(src, head, arch, as_json):
     """Show the source's format, architecture, head, config and every tensor's fate."""
-    analysis = analyse(src, ConvertOptions(head=head, arch=arch))
+    analysis = analyse(src, head=head, arch=arch)
     source, plan = analysis.source, analysis.plan
     placements = plan.placements()
     keys = model_keys(plan.table, family_tables(plan.table.architecture))
@@ -238,7 +242,7 @@ def summarize_cmd(out_dir, sources):
     """Write OUT_DIR/summary.json and summary.md for a batch conversion (make convert-all).
 
     Exits 1 when any source failed or did not run."""
-    from .summary import SUMMARY_MD, write_summary
+    from .report.summary import SUMMARY_MD, write_summary
 
     if not out_dir.is_dir():
         raise InputError("not a directory", out_dir, "run make convert-all first")
@@ -378,7 +382,7 @@ def sweep_cmd(directories):
     """Remove the hidden partial outputs (.NAME.tf2pt-partial-PID) that killed runs left in
     DIRECTORIES, never a live run's. convert and doctor --fix do this for their own output;
     make convert-all does it for OUT_DIR."""
-    from .staging import sweep_stale
+    from .write.staging import sweep_stale
 
     for directory in directories:
         if not directory.is_dir():
@@ -451,6 +455,8 @@ def main(argv: list[str] | None = None) -> None:
     own_process = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in argv or "--verbose" in argv
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         cli.main(

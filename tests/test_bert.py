@@ -113,11 +113,11 @@ def test_tf1_optimizer_slots_are_ignored_with_reasons_and_labels_come_from_the_w
 def test_tf1_reference_model_matches_transformers_tf_bert(kind, tf1_checkpoints):
     """The TF1 reference (the generic tf1-encoder, reading the names bert-tf1.yaml declares) must
     compute what TFBert* computes on the same weights (with gelu_new, modeling.py's "gelu")."""
-    from converter.convert import ConvertOptions, analyse
+    from converter.plan.analysis import analyse
     from converter.verify.inputs import make_inputs
     from converter.verify.runners import declared_runner
 
-    analysis = analyse(tf1_checkpoints[kind], ConvertOptions())
+    analysis = analyse(tf1_checkpoints[kind])
     runner = declared_runner(analysis.plan)(analysis.source, analysis.plan)
     hf_dir = tf1_checkpoints[kind].parent / f"{kind}-hf"
     tf_model = getattr(transformers, "TF" + TF1_KINDS[kind]).from_pretrained(str(hf_dir))

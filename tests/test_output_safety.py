@@ -15,7 +15,7 @@ import pytest
 
 from converter import staging
 from converter.errors import UsageError
-from converter.staging import PAUSE_ENV, StagedOutput
+from converter.write.staging import PAUSE_ENV, StagedOutput
 
 from .conftest import read_json, run_cli, staging_leftovers
 

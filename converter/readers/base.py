@@ -77,6 +77,21 @@ TOKENIZER_FILE_NAMES = (
 )
 EXTRA_FILE_NAMES = ("generation_config.json",)
 
+# A Hugging Face PyTorch model directory's weights: read by the doctor, written by the writer.
+SAFETENSORS_DTYPES = {  # numpy dtype code → safetensors dtype name
+    "f2": "F16",
+    "f4": "F32",
+    "f8": "F64",
+    "i1": "I8",
+    "i2": "I16",
+    "i4": "I32",
+    "i8": "I64",
+    "u1": "U8",
+    "b1": "BOOL",
+}
+SINGLE_FILE = "model.safetensors"
+INDEX_FILE = "model.safetensors.index.json"
+
 
 def json_object(text: str, where: Path) -> dict[str, Any]:
     """A config file's text parsed as a JSON object, or an input error naming the file."""

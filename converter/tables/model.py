@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..ops import Op
+from .ops import Op
 
 PLACEHOLDER = re.compile(r"\{(_?)([A-Z])\}")
 

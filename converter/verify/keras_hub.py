@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from ..plan import Plan
+from ..plan.accounting import Plan
 from ..readers import Source
+from ..tables.reference import feeds, head_facts
 from .inputs import Batch
-from .reference_spec import feeds, head_facts
 from .runners import Outputs, quiet_tensorflow
 
 

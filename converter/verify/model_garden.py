@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParityError, UsageError
-from ..plan import Plan
+from ..plan.accounting import Plan
 from ..readers import Source
+from ..tables.reference import head_facts
 from ..tf_import import tensorflow
 from .inputs import Batch
-from .reference_spec import head_facts
 
 MASKED_LM = "mlm_logits"  # an output of BertPretrainerV2, asked for at every position
 NEXT_SENTENCE = "next_sentence"  # BertPretrainerV2's classification head of that name

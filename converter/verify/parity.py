@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from ..capabilities import VERIFY, VERIFY_RUNNER_MODULES, require
-from ..convert import Analysis
 from ..errors import ParityError, UsageError
+from ..plan.analysis import Analysis
+from ..tables.reference import feeds, runner_name
 from .compare import OutputDiff, compare_outputs, uncompared
 from .gate import MEASURED_NOISE, Gate
 from .inputs import make_inputs
-from .reference_spec import feeds, runner_name
 from .runners import declared_runner
 from .torch_side import TorchSide
 

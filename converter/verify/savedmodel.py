@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParityError
-from ..plan import Plan
+from ..plan.accounting import Plan
 from ..readers import Source
 from ..tf_import import tensorflow
 from .inputs import Batch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .plan import Plan
+from ..plan.accounting import Plan
 
 DROPPED_KEYS = ("transformers_version", "num_labels")
 

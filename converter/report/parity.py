@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..writer import write_json
-from .parity import ParityResult
+from ..verify.parity import ParityResult
+from ..write.model_files import write_json
 
 JSON_FILE, MD_FILE, PNG_FILE = "parity_report.json", "parity_report.md", "parity_report.png"
 

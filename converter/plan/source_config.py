@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .readers.base import Source
-from .tables import SourceConfigEntry, Table
+from ..readers.base import Source
+from ..tables import SourceConfigEntry, Table
 
 
 def _lookup(config: dict[str, Any], dotted: str) -> Any:
