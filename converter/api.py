@@ -244,10 +244,12 @@ def repair(
 
 def parity_line(result: ParityResult) -> str:
     """The one-line verdict the command prints."""
+    from .report.parity import margin_text
+
     margin = result.least_margin
     return (
         f"parity {'passed' if result.passed else 'FAILED'}: max abs diff "
         f"{result.max_abs_diff:.3g}; least margin "
-        + ("∞ (exact)" if margin is None else f"{margin:.2g}×")
+        + ("∞ (exact)" if margin is None else margin_text(margin))
         + f" under {result.gate.short()}"
     )

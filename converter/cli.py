@@ -16,6 +16,7 @@ from . import __version__, api
 from .errors import BatchError, InputError, Tf2ptError, UsageError
 from .plan.accounting_text import accounting_table, placement_text
 from .plan.analysis import analyse
+from .progress import Ticker
 from .report.conversion import source_row
 from .tables import load_table, table_names
 from .tables.config_keys import family_tables, model_keys
@@ -34,8 +35,15 @@ SIZE_UNITS = {
 }
 
 
-def _say(message: str) -> None:
+def _echo(message: str) -> None:
     click.echo(f"tf2pt: {message}", err=True)
+
+
+def _say(message: str) -> None:
+    """A progress line, through the command's Ticker (progress.py) when one runs."""
+    context = click.get_current_context(silent=True)
+    say = (context.obj or {}).get("say") if context is not None else None
+    (say or _echo)(message)
 
 
 def _size(text: str) -> int:
@@ -459,9 +467,13 @@ def main(argv: list[str] | None = None) -> None:
         os.environ[VERBOSE_ENV] = "1"
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        cli.main(
-            args=argv, prog_name="tf2pt", standalone_mode=False, obj={"own_process": own_process}
-        )
+        with Ticker(_echo).running() as ticker:
+            cli.main(
+                args=argv,
+                prog_name="tf2pt",
+                standalone_mode=False,
+                obj={"own_process": own_process, "say": ticker},
+            )
     except Tf2ptError as exc:
         if exc.details:
             click.echo(exc.details, err=True)

@@ -29,12 +29,19 @@ START_UP_NOTICE = re.compile(
 
 @contextlib.contextmanager
 def start_up_notices_hidden() -> Iterator[None]:
-    """Run the block with fd 2 captured; write back what is not a start-up notice."""
+    """Run the block with fd 2 captured; write back what is not a start-up notice. Python's own
+    `sys.stderr` keeps writing to the terminal meanwhile (progress lines go on)."""
     if os.environ.get(VERBOSE_ENV):
         yield
         return
     sys.stderr.flush()
     saved = os.dup(2)
+    python_stderr = sys.stderr
+    if _writes_to_fd2(python_stderr):
+        encoding = getattr(python_stderr, "encoding", None) or "utf-8"
+        sys.stderr = open(  # noqa: SIM115 (closed below, after fd 2 is back)
+            os.dup(saved), "w", buffering=1, encoding=encoding, errors="backslashreplace"
+        )
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
         try:
@@ -43,6 +50,9 @@ def start_up_notices_hidden() -> Iterator[None]:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+            if sys.stderr is not python_stderr:
+                sys.stderr.close()
+                sys.stderr = python_stderr
             capture.seek(0)
             kept = [
                 line
@@ -51,6 +61,13 @@ def start_up_notices_hidden() -> Iterator[None]:
             ]
             if kept:
                 print("\n".join(kept), file=sys.stderr, flush=True)
+
+
+def _writes_to_fd2(stream) -> bool:
+    try:
+        return stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # a test's capture, a notebook's stream
+        return False
 
 
 def tensorflow(path: str | Path | None = None):

@@ -25,7 +25,7 @@ LADDER = (
     ("converter.report",),
     ("converter.pipeline",),
     ("converter.api",),
-    ("converter.cli",),
+    ("converter.cli", "converter.progress"),
 )
 
 
