@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ..provenance.assumptions import markdown_section
 from ..verify.parity import ParityResult
 from ..write.model_files import write_json
 
@@ -28,6 +29,8 @@ def margin_text(x: float | None) -> str:
 def markdown(result: ParityResult) -> str:
     verdict = "PASSED" if result.passed else "FAILED"
     first = result.first_divergence
+    assumed = markdown_section(result.assumptions, result.patches)
+    assumed += ["", "## Outputs", ""] if assumed else []
     lines = [
         f"# Parity report: {verdict}",
         "",
@@ -47,6 +50,7 @@ def markdown(result: ParityResult) -> str:
         ),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in result.versions.items()),
         "",
+        *assumed,
         "`noise` is the converted model's own float32 rounding noise on that output (its float32",
         "run against its float64 run); `margin` is how many times the difference could grow",
         "before it fails.",

@@ -194,7 +194,22 @@ def _source_config_entry(where: str, data: dict) -> SourceConfigEntry:
         values=dict(data.get("values") or {}),
         or_tensor=_pattern(where, data["or_tensor"]) if "or_tensor" in data else None,
         divide=int(data.get("divide") or 0),
+        why=str(data.get("why") or ""),
     )
+
+
+def _config_defaults(data: dict | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """(key → default value, key → why it is the producer's) from `config_defaults:`, whose
+    entries are a bare value or `{value, why}`."""
+    values, reasons = {}, {}
+    for key, entry in (data or {}).items():
+        if isinstance(entry, dict):
+            values[key] = entry["value"]
+            if entry.get("why"):
+                reasons[key] = str(entry["why"])
+        else:
+            values[key] = entry
+    return values, reasons
 
 
 def _head(where: str, name: str, body: dict, groups: dict[str, Group]) -> Head:
@@ -284,6 +299,7 @@ def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
     groups = _groups(where, data, directory, kinds, style)
     heads = _heads(where, data, groups)
     ignore = _ignore_rules(f"{where}: ignore", data.get("ignore"))
+    defaults, reasons = _config_defaults(data.get("config_defaults"))
     return Table(
         name=name,
         architecture=data["architecture"],
@@ -293,7 +309,8 @@ def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
         class_prefix=data["class_prefix"],
         base_model_prefix=str(data.get("base_model_prefix") or ""),
         placeholders=dict(data.get("placeholders") or {}),
-        config_defaults=dict(data.get("config_defaults") or {}),
+        config_defaults=defaults,
+        config_reasons=reasons,
         position_offset=int(data.get("position_offset") or 0),
         groups=groups,
         heads=heads,
@@ -310,6 +327,7 @@ def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
         reference=check_reference(where, data.get("reference"), set(heads)),
         config_guesses=dict(data.get("config_guesses") or {}),
         requires_config=str(data.get("requires_config") or ""),
+        head_count_key=str(data.get("head_count_key") or "num_attention_heads"),
         compiled_heads={
             h: CompiledHead.of([groups[g] for g in head.groups], head.ignore + ignore)
             for h, head in heads.items()

@@ -6,6 +6,7 @@ The TF reference runs in this process; the converted PyTorch model runs in float
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.metadata
 import platform
 import time
@@ -39,6 +40,9 @@ class ParityResult:
     seconds: dict[str, float] = field(default_factory=dict)
     not_compared: list[str] = field(default_factory=list)  # outputs the source model lacks
     tokenizer: Any = None  # tokenizer parity (converter.tokenizers), when it was checked
+    # What the converted model's config assumed and the user declared (provenance/), as dicts.
+    assumptions: list[dict[str, Any]] = field(default_factory=list)
+    patches: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def max_abs_diff(self) -> float:
@@ -73,6 +77,8 @@ class ParityResult:
             "inputs": self.inputs,
             "versions": self.versions,
             "seconds": self.seconds,
+            "assumptions": self.assumptions,
+            "patches": self.patches,
         }
 
     def failure(self) -> ParityError | None:
@@ -159,7 +165,9 @@ def run_parity(
     try:
         t0 = time.perf_counter()
         progress(f"building the reference: {reference}, from {source.path}")
-        tf_runner = runner(source, plan)
+        # The reference is the source as its own config says: --set values are the converted
+        # model's, never the reference's, so parity tests them.
+        tf_runner = runner(source, dataclasses.replace(plan, dims=analysis.reference_dims))
         progress("running the reference")
         references = [tf_runner.run(batch) for batch in inputs.batches]
         seconds["tensorflow"] = round(time.perf_counter() - t0, 3)
@@ -188,4 +196,5 @@ def run_parity(
         class_name=plan.class_name,
         seconds=seconds,
         not_compared=uncompared(runs),
+        assumptions=[a.to_dict() for a in analysis.assumptions],
     )

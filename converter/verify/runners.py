@@ -154,7 +154,8 @@ class HfKerasTfRunner:
 
     def __init__(self, source: Source, plan: Plan):
         directory = source.weight_files[0].parent
-        tf, cls, config = transformers_tf_class(plan, directory)
+        # the config the conversion read: the one beside the weights, or the --config file
+        tf, cls, config = transformers_tf_class(plan, source.config_path or directory)
         with _zero_initializers(cls, tf):
             self.model, info = cls.from_pretrained(
                 str(directory), config=config, output_loading_info=True
