@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..provenance import Assumption, check_settings, use_config_file
+from ..provenance import Assumption, Kind, check_settings, use_config_file
 from ..readers import Source, open_source
 from ..tables import Table, select_table
 from ..tables.config_keys import model_keys
@@ -97,10 +97,25 @@ def plan_source(
         plan = plan_head(source, table, plan.head, dims)
         plan.notes = notes
     plan.notes += source_notes(source, table)
-    reference_dims = resolve_dims(config, table, num_labels)
+    reference_dims = resolve_dims(
+        config | _guesses_replaced(source, table, config, settings, plan.head), table, num_labels
+    )
     config |= settings
     assumed = config_provenance(source, table, config, settings, plan.head)
     return Analysis(source, plan, config, assumed, reference_dims)
+
+
+def _guesses_replaced(
+    source: Source, table: Table, config: dict[str, Any], settings: dict[str, Any], head: str
+) -> dict[str, Any]:
+    """The --set values the TF reference takes too: those replacing a value the table guessed
+    off a shape (heads = hidden_size / 64 for a checkpoint without a config). The reference's
+    value was only that guess, so the declaration is the one fact there is. Everything else the
+    reference keeps as the source (or its producer's code) has it, so parity tests the --set."""
+    guessed = {
+        a.key for a in config_provenance(source, table, config, {}, head) if a.kind is Kind.GUESSED
+    }
+    return {k: v for k, v in settings.items() if k in guessed}
 
 
 def analyse(
