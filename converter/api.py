@@ -70,6 +70,7 @@ def convert(
     texts: tuple[str, ...] = (),
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
     tokenizer: str | Path | None = None,
+    tokenizer_style: str = "faithful",
     progress: Progress = _quiet,
     own_process: bool = False,
 ) -> ConversionResult:
@@ -87,6 +88,7 @@ def convert(
         max_shard_bytes,
         Path(tokenizer) if tokenizer is not None else None,
         tuple(texts),
+        tokenizer_style,
     )
     gate = _gate(atol, rtol)
     results: list[ParityResult] = []

@@ -103,6 +103,14 @@ def _tolerance_options(command):
     help="Tokenizer to convert when it is not beside the weights: a keras-hub preset or assets "
     "dir, a .keras file, an HF tokenizer dir or a vocab.txt.",
 )
+@click.option(
+    "--tokenizer-style",
+    type=click.Choice(["faithful", "canonical"]),
+    default="faithful",
+    show_default=True,
+    help="faithful: the source's own tokenization rules; canonical: the family's Hugging Face "
+    "tokenizer, reported as a chosen deviation where the two differ.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the conversion report as JSON.")
 def convert_cmd(
     src,
@@ -117,6 +125,7 @@ def convert_cmd(
     texts,
     max_shard_size,
     tokenizer,
+    tokenizer_style,
     as_json,
 ):
     """Convert the checkpoint SRC into the PyTorch directory OUT (then verify parity)."""
@@ -141,6 +150,7 @@ def convert_cmd(
         texts=texts,
         max_shard_bytes=_size(max_shard_size),
         tokenizer=tokenizer,
+        tokenizer_style=tokenizer_style,
         progress=_say,
         own_process=_own_process(),
     )

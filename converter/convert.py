@@ -39,6 +39,7 @@ class ConvertOptions:
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
     tokenizer: Path | None = None  # where the tokenizer is, when not beside the weights
     texts: tuple[str, ...] = ()  # extra text for tokenizer parity
+    tokenizer_style: str = "faithful"  # or "canonical" (converter/tokenizers/rules.py)
 
 
 @dataclass
@@ -143,8 +144,16 @@ def convert(
             shutil.copyfile(f, staged.path / f.name)
             files.append(f.name)
         max_length = plan.dims[POSITIONS_KEY] - plan.table.position_offset
-        tokenizer = write_tokenizer(source, staged.path, options.tokenizer, max_length)
-        progress(f"note: {tokenizer.note()}")
+        tokenizer = write_tokenizer(
+            source,
+            staged.path,
+            options.tokenizer,
+            max_length,
+            style=options.tokenizer_style,
+            texts=options.texts,
+        )
+        for note in tokenizer.notes():
+            progress(f"note: {note}")
         files += tokenizer.files + ["config.json", REPORT_FILE, CARD_FILE]
         report = build_report(source, plan, files, config_notes, warnings)
         report["tokenizer"] = tokenizer.to_dict()

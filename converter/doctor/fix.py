@@ -19,6 +19,7 @@ from ..fates import SourceFate
 from ..ops import chain_apply
 from ..readers.base import EXTRA_FILE_NAMES, TOKENIZER_FILE_NAMES, sibling_files
 from ..staging import Progress
+from ..tokenizers.release import release_tokenizer
 from ..writer import SAFETENSORS_DTYPES, StagedOutput, TensorJob, write_json, write_model
 from .checkpoint import Checkpoint, StoredTensor
 from .diagnose import ASSUMED, LOSSY, Diagnosis
@@ -131,10 +132,19 @@ def write_fixed(
         jobs += _synthesized_jobs(target, diagnosis.synthesized)
         files = write_model(staged.path, jobs, max_shard_bytes)
         write_json(staged.path / "config.json", target.minimal_config)
-        for f in side_files(checkpoint, model):
-            shutil.copyfile(f, staged.path / f.name)
-            files.append(f.name)
-        files += ["config.json", REPORT_FILE]
-        write_json(staged.path / REPORT_FILE, diagnosis.to_dict() | {"output_files": files})
+        side = side_files(checkpoint, model)
+        tokenizer = release_tokenizer(side, staged.path, target.minimal_config, out)
+        for f in side:
+            if f.name not in tokenizer.consumed:
+                shutil.copyfile(f, staged.path / f.name)
+                files.append(f.name)
+        files += tokenizer.files + ["config.json", REPORT_FILE]
+        extra = {"tokenizer": tokenizer.report} if tokenizer.report else {}
+        write_json(staged.path / REPORT_FILE, diagnosis.to_dict() | {"output_files": files} | extra)
+        for note in tokenizer.notes:
+            if progress is not None:
+                progress(f"note: {note}")
+        if tokenizer.failure is not None:
+            raise tokenizer.failure
         staged.commit()
     return sorted(files)
