@@ -95,7 +95,7 @@ def char_class(codepoints: list[int]) -> str:
 CJK_CLASS = char_class([cp for lo, hi in CJK_RANGES for cp in range(lo, hi + 1)])
 
 
-def _splits_words(ch: str) -> bool:
+def splits_words(ch: str) -> bool:
     """Whether keras-hub ends a word at `ch` (a delimiter, punctuation or a CJK character)."""
     cp = ord(ch)
     category = unicodedata.category(ch)
@@ -130,11 +130,11 @@ def _folding_tables() -> tuple[dict[str, str], list[int], list[int]]:
     spaced = [
         ord(c)
         for c in changed
-        if not _splits_words(c)
+        if not splits_words(c)
         and any(x in ASCII_SPACE or unicodedata.category(x) in ("Cc", "Cf") for x in _fold(c))
     ]
     ignorable = [
-        cp for lo, hi in DEFAULT_IGNORABLE for cp in range(lo, hi + 1) if not _splits_words(chr(cp))
+        cp for lo, hi in DEFAULT_IGNORABLE for cp in range(lo, hi + 1) if not splits_words(chr(cp))
     ]
     return extras, spaced, ignorable
 
@@ -143,8 +143,8 @@ def _keras_hub_normalizer(options: dict[str, Any]):
     from tokenizers import Regex, normalizers
 
     steps = [normalizers.Replace(Regex(r"\x{0}[\s\S]*"), "")]  # a TF string ends at NUL
-    if options.get("strip_accents"):
-        steps += [normalizers.NFD(), normalizers.StripAccents()]
+    if options.get("strip_accents"):  # \p{Mn} only (StripAccents drops spacing marks too)
+        steps += [normalizers.NFD(), normalizers.Replace(Regex(r"\p{Mn}"), "")]
     if options.get("do_lower_case"):
         extras, spaced, ignorable = _folding_tables()
         steps.append(normalizers.Replace(Regex(char_class(spaced)), STAND_IN))
