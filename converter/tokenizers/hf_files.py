@@ -9,8 +9,9 @@ when the family's slow class gives the same ids.
 Style: `faithful` writes the source's own rules; where they are not the family's canonical ones,
 the class is `PreTrainedTokenizerFast`, which loads tokenizer.json as it is in transformers 4 and
 5 alike (5's model classes rebuild their own normalizer and pre-tokenizer, and would silently
-give the canonical ids), and no slow files are written (they would too). `canonical` writes the
-family's canonical tokenizer under its own class, a chosen deviation from the source.
+give the canonical ids); the slow files are still written, as the vocabulary tools read, but
+AutoTokenizer does not use them. `canonical` writes the family's canonical tokenizer under its
+own class, a chosen deviation from the source.
 """
 
 from __future__ import annotations
@@ -207,7 +208,7 @@ def write_hf_tokenizer(
     options = plan.options if faithful else {**plan.options, **built.canonical_options}
     written_style = "faithful" if faithful and built.faithful is not None else "canonical"
     names: list[str] = []
-    if not generic and built.slow_ok:
+    if built.slow_ok:  # the vocabulary files too, for tools that read them (and the slow class)
         for name, data in _slow_bytes(plan, family).items():
             (directory / name).write_bytes(data)
             names.append(name)
