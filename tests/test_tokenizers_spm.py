@@ -239,3 +239,15 @@ def test_a_tf1_albert_release_converts_with_its_sentencepiece_model(tmp_path):
     assert tokenizer["rules"].startswith("google-research/albert")
     assert tokenizer["parity"]["passed"] and tokenizer["parity"]["rows_compared"] == ROWS
     assert "google-research/albert's rules" in tokenizer["parity"]["reference"]
+
+
+def test_a_damaged_sentencepiece_model_is_one_input_error_naming_the_file(models, tmp_path):
+    from converter.errors import InputError
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "30k-clean.model").write_bytes(models["albert-lower"][:-40] + b"\xff" * 9)
+    with pytest.raises(InputError) as err:
+        convert_tokenizer(src, tmp_path / "out", "albert")
+    assert "not a SentencePiece model" in err.value.one_line()
+    assert str(src) in err.value.one_line()

@@ -160,12 +160,7 @@ def _row(row: tuple[str, str | None]):
 
 
 def _slow_bytes(plan: TokenizerPlan, family: Family) -> dict[str, bytes]:
-    spm = next((data for name, data in plan.files.items() if name.endswith(".model")), None)
-    return {
-        name: plan.files.get(name, spm)
-        for name in family.slow_files
-        if name in plan.files or (name.endswith(".model") and spm is not None)
-    }
+    return {name: plan.files[name] for name in family.slow_files if name in plan.files}
 
 
 def _finished(plan: TokenizerPlan) -> tuple[Built, dict[str, str]]:

@@ -114,8 +114,7 @@ def _fairseq_family(
 
 
 def _sentencepiece(plan: TokenizerPlan, family: Family) -> Built:
-    name = next(n for n in plan.files if n != "dict.txt")
-    model = read_model(plan.files[name], plan.origin)
+    model = read_model(plan.files[family.slow_files[0]], plan.origin)
     evidence: list[str] = []
     slow_ok = True
     if "dict.txt" in plan.files:

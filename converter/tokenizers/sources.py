@@ -161,8 +161,9 @@ def _release(directory: Path) -> Release | None:
     )
 
 
-def _wordpiece_options(directory: Path, tensors: dict[str, Any], vocab: bytes):
-    decided = casing.decide(directory, tensors, vocab.decode("utf-8").splitlines())
+def _wordpiece_options(directory: Path, tensors: dict[str, Any], files: dict[str, bytes]):
+    vocab = files["vocab.txt"].decode("utf-8").splitlines()
+    decided = casing.decide(directory, tensors, vocab)
     options = {
         "do_lower_case": decided.lowercase,
         "strip_accents": None,  # google-research/bert: lowercasing also strips accents
@@ -171,19 +172,21 @@ def _wordpiece_options(directory: Path, tensors: dict[str, Any], vocab: bytes):
     return options, [decided.evidence]
 
 
-def _spm_options(directory: Path, tensors: dict[str, Any], model: bytes):
+def _spm_options(directory: Path, tensors: dict[str, Any], files: dict[str, bytes]):
     """ALBERT's tokenization.py lowercases when told to; the flag is not saved with the
     checkpoint, so the pieces decide, as a WordPiece vocabulary's do."""
     from .spm_model import read_model
 
-    pieces = [p.piece.replace("\u2581", "") for p in read_model(model, directory).pieces]
-    decided = casing.decide(directory, tensors, [p for p in pieces if p])
+    pieces = [
+        p.piece.replace("\u2581", "") for p in read_model(files["spiece.model"], directory).pieces
+    ]
+    decided = casing.decide(directory, tensors, [p for p in pieces if p], "the SentencePiece model")
     return {"do_lower_case": decided.lowercase, "keep_accents": False}, [decided.evidence]
 
 
-OPTION_FINDERS = {
-    "google-research-bert": ("vocab.txt", _wordpiece_options),
-    "google-research-albert": ("30k-clean.model", _spm_options),
+OPTION_FINDERS = {  # rules → the settings a release's files imply, with the evidence
+    "google-research-bert": _wordpiece_options,
+    "google-research-albert": _spm_options,
 }
 
 
@@ -191,8 +194,7 @@ def _release_plan(directory: Path, release: Release, tensors: dict[str, Any]) ->
     files = {name: (directory / f).read_bytes() for f, name in release.files.items()}
     options, evidence = {}, []
     if release.rules in OPTION_FINDERS:
-        name, finder = OPTION_FINDERS[release.rules]
-        options, evidence = finder(directory, tensors, (directory / name).read_bytes())
+        options, evidence = OPTION_FINDERS[release.rules](directory, tensors, files)
     evidence.append(f"the files of a {release.name} release")
     return TokenizerPlan(
         kind="convert",
