@@ -1,7 +1,7 @@
 """The TF reference for keras-hub / Keras 3 sources: keras-hub's own model, rebuilt from its own
 config (or, for a bare `.weights.h5`, from the config the conversion inferred) with the source
 weights loaded by Keras. What it is fed, where its hidden states are and which of its outputs
-holds each PyTorch output are the table's `reference:` facts (reference_spec.py).
+holds each PyTorch output are the table's `reference:` facts (converter/tables/reference.py).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def _masked_lm_every_position(runner: KerasHubRunner, feed: dict[str, Any], hidd
     return runner.task.masked_lm_head(hidden[-1], every_position, training=False)
 
 
-# `outputs:` values of a keras-hub table (reference_spec.RUNNERS["keras-hub"].output_sources)
+# `outputs:` values of a keras-hub table (tables/reference.py: RUNNERS["keras-hub"].output_sources)
 OUTPUT_SOURCES: dict[str, Callable[[KerasHubRunner, dict[str, Any], list], Any]] = {
     "task_output": _task_output,
     "masked_lm_every_position": _masked_lm_every_position,
