@@ -297,6 +297,7 @@ def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
         reference=check_reference(where, data.get("reference"), set(heads)),
         config_guesses=dict(data.get("config_guesses") or {}),
         requires_config=str(data.get("requires_config") or ""),
+        roles={role: entry["dst"].replace("{base}", base) for role, entry in roles.items()},
         compiled_heads={
             h: CompiledHead.of([groups[g] for g in head.groups], head.ignore + ignore)
             for h, head in heads.items()

@@ -191,6 +191,9 @@ class Table:
     reference: dict[str, Any] = field(default_factory=dict)
     config_guesses: dict[str, Any] = field(default_factory=dict)  # for config-less checkpoints
     requires_config: str = ""  # the config file the producer ships; refused without it
+    # The vocabulary's roles (mappings/shared/<vocabulary>.yaml) as PyTorch name patterns with
+    # {base} filled in: what a diagnosis names tensors by (mappings/shared/hypotheses.yaml).
+    roles: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     # Each head's groups flattened once, at load: what the planner matches tensors against.
     compiled_heads: dict[str, CompiledHead] = field(default_factory=dict, compare=False, repr=False)
 

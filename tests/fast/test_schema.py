@@ -9,7 +9,14 @@ import yaml
 from converter.errors import MappingTableError
 from converter.tables import load_table, load_yaml, parse_table, raw_table, table_names, tables_dir
 from converter.tables.load import kinds_of
-from converter.tables.schemas import FAIRSEQ, KINDS, REPAIRS, VOCABULARY, names_schema
+from converter.tables.schemas import (
+    FAIRSEQ,
+    HYPOTHESES,
+    KINDS,
+    REPAIRS,
+    VOCABULARY,
+    names_schema,
+)
 
 DOCTOR = tables_dir() / "doctor"
 
@@ -19,6 +26,8 @@ def _shared_schema(path):
         return KINDS
     if path.stem.startswith("names-"):
         return names_schema(tuple(kinds_of().kinds))
+    if path.stem == "hypotheses":
+        return HYPOTHESES
     return VOCABULARY
 
 
