@@ -18,6 +18,7 @@ progress lines.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,12 +73,14 @@ def convert(
     tokenizer: str | Path | None = None,
     progress: Progress = _quiet,
     own_process: bool = False,
+    diagnose: bool = True,
 ) -> ConversionResult:
     """Convert `src` into the directory `out` and (unless `verify=False`) prove parity.
 
     Returns the conversion report (and `.parity`, the ParityResult, when verified). Parity is
     judged against the measured float32 noise unless `atol`/`rtol` fix the bounds. A parity
-    failure raises ParityError and leaves its evidence in `<out>.parity-failed/`.
+    failure raises ParityError and leaves its evidence in `<out>.parity-failed/`, with the known
+    causes tried on the converted model (unless `diagnose=False`) and the best one in its hint.
     `own_process` is for the `tf2pt` command only (see verify/torch_side.py)."""
     options = ConvertOptions(
         head,
@@ -96,7 +99,15 @@ def convert(
         from .verify.report import write_reports
 
         result = run_parity(
-            analysis, staged, gate, texts, progress, published_as=Path(out), own_process=own_process
+            analysis,
+            staged,
+            gate,
+            texts,
+            progress,
+            published_as=Path(out),
+            own_process=own_process,
+            diagnose_failure=diagnose,
+            fix_command=_fix_command(src, out, head, arch, num_labels, tokenizer),
         )
         if not result.passed:  # kept beside OUT, not as OUT
             result.output = str(parity_failed_dir(Path(out)))
@@ -120,10 +131,12 @@ def verify(
     texts: tuple[str, ...] = (),
     progress: Progress = _quiet,
     own_process: bool = False,
+    diagnose: bool = True,
 ) -> ParityResult:
     """Run `src`'s TF model and the converted model in `out` on the same inputs and compare;
     the reports are written into `out`; the tokenizers are compared too (`.tokenizer`). Returns
-    the result whatever it says: `.failure()` is the error the command raises, if any."""
+    the result whatever it says: `.failure()` is the error the command raises, if any; on a
+    failure `.diagnosis` holds the known causes tried (unless `diagnose=False`)."""
     from .verify.parity import run_parity
     from .verify.report import write_reports
 
@@ -143,10 +156,28 @@ def verify(
     labels = out_config.get("id2label")
     options = ConvertOptions(arch=arch, head=head, num_labels=len(labels) if labels else None)
     analysis = plan_source(source, table, options)
-    result = run_parity(analysis, out, gate, texts, progress, own_process=own_process)
+    result = run_parity(
+        analysis,
+        out,
+        gate,
+        texts,
+        progress,
+        own_process=own_process,
+        diagnose_failure=diagnose,
+        fix_command=_fix_command(src, out, None, arch, None, None),
+    )
     write_reports(result, out)
     result.tokenizer = _tokenizer_parity(source, out, texts, progress)
     return result
+
+
+def _fix_command(src, out, head, arch, num_labels, tokenizer) -> str:
+    """The `tf2pt convert` a diagnosis completes: SRC, OUT and the options that chose the model."""
+    from .verify.diagnosis_report import convert_command
+
+    given = {"--head": head, "--arch": arch, "--num-labels": num_labels, "--tokenizer": tokenizer}
+    options = [f"{k} {shlex.quote(str(v))}" for k, v in given.items() if v is not None]
+    return convert_command(src, out, tuple(options))
 
 
 def _tokenizer_parity(source, out: Path, texts: tuple[str, ...], progress: Progress):

@@ -81,6 +81,16 @@ def _tolerance_options(command):
     return atol(rtol(command))
 
 
+def _diagnosis_option(command):
+    """--no-diagnosis: when parity fails, do not try the known causes (diagnosis.py)."""
+    return click.option(
+        "--no-diagnosis",
+        is_flag=True,
+        help="When parity fails, do not try known causes on the converted model (they cost "
+        "at most about one more verify; the best passing one is printed with its command).",
+    )(command)
+
+
 @cli.command("convert")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
@@ -90,6 +100,7 @@ def _tolerance_options(command):
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @click.option("--no-verify", is_flag=True, help="Skip the parity check (no TF/PyTorch import).")
 @_tolerance_options
+@_diagnosis_option
 @click.option("--text", "texts", multiple=True, help="Real text for parity (needs a tokenizer).")
 @click.option(
     "--max-shard-size",
@@ -114,6 +125,7 @@ def convert_cmd(
     no_verify,
     atol,
     rtol,
+    no_diagnosis,
     texts,
     max_shard_size,
     tokenizer,
@@ -143,6 +155,7 @@ def convert_cmd(
         tokenizer=tokenizer,
         progress=_say,
         own_process=_own_process(),
+        diagnose=not no_diagnosis,
     )
     if as_json:
         _print_json(result.report)
@@ -159,10 +172,11 @@ def convert_cmd(
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
 @_tolerance_options
+@_diagnosis_option
 @click.option("--text", "texts", multiple=True, help="Real text for parity (needs a tokenizer).")
 @click.option("--arch", help="Architecture table to use (default: the config's model_type).")
 @click.option("--json", "as_json", is_flag=True, help="Print the parity report as JSON.")
-def verify_cmd(src, out, atol, rtol, texts, arch, as_json):
+def verify_cmd(src, out, atol, rtol, no_diagnosis, texts, arch, as_json):
     """Run SRC's TF model and the converted model in OUT on the same inputs; compare."""
     _needs("verify", "verify")
     from .verify.report import MD_FILE
@@ -176,6 +190,7 @@ def verify_cmd(src, out, atol, rtol, texts, arch, as_json):
         texts=texts,
         progress=_say,
         own_process=_own_process(),
+        diagnose=not no_diagnosis,
     )
     if as_json:
         _print_json(result.to_dict())

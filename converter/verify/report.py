@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from ..writer import write_json
+from .diagnosis_report import lead_markdown, table_markdown
 from .parity import ParityResult
 
 JSON_FILE, MD_FILE, PNG_FILE = "parity_report.json", "parity_report.md", "parity_report.png"
@@ -27,6 +28,7 @@ def markdown(result: ParityResult) -> str:
     lines = [
         f"# Parity report: {verdict}",
         "",
+        *lead_markdown(result.diagnosis, result.fix_command),
         f"- model: `{result.class_name}`",
         f"- source: `{result.source}`, run as {result.reference}",
         f"- converted: `{result.output}`",
@@ -59,6 +61,7 @@ def markdown(result: ParityResult) -> str:
             f"{_num(d.mean_abs_diff)} | {_num(d.max_rel_diff)} | {d.cosine:.8f} | "
             f"{argmax} | {'✅' if d.passed else '❌'} |"
         )
+    lines += table_markdown(result.diagnosis)
     return "\n".join(lines) + "\n"
 
 
