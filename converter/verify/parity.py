@@ -243,6 +243,8 @@ def check_converted(
     seconds = {}
     t0 = time.perf_counter()
     torch_runs = torch_side.result()
+    if not diagnose_failure:  # nothing more to ask of it: free its model before comparing
+        torch_side.close()
     seconds["pytorch_wait"] = round(time.perf_counter() - t0, 3)
     seconds["pytorch"] = torch_runs.seconds
     runs = [
