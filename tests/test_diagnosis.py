@@ -11,6 +11,7 @@ get no passing hypothesis at all. One TF run per source serves every mutation of
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from converter.verify.parity import check_converted, parity_inputs
 from converter.verify.runners import declared_runner
 from converter.verify.torch_side import TorchSide
 
-from .conftest import mutated_copy, run_cli
+from .conftest import run_cli
 from .h5edit import scale_weight
 
 BASE = "tf2pt convert SRC OUT"
@@ -71,6 +72,35 @@ def sources(corpus):
         return built[name]
 
     return get
+
+
+def _damaged(out: Path, dst: Path, tensors=None, config: dict | None = None) -> Path:
+    """A copy of the conversion `out` with a bug injected (`tensors` edits the state dict,
+    `config` updates config.json). Weights left as they are are hard-linked, not copied: the
+    roberta-base-sized ones are 476 MB, and nothing here writes to them."""
+
+    def link_weights(src: str, dest: str) -> None:
+        if Path(src).name == "model.safetensors" and tensors is None:
+            os.link(src, dest)
+        else:
+            shutil.copy2(src, dest)
+
+    shutil.copytree(out, dst, copy_function=link_weights)
+    return _edit(dst, tensors, config)
+
+
+def _edit(dst: Path, tensors, config: dict | None) -> Path:
+    """The bug written into the copy (a rewritten file, never one shared with `out`)."""
+    if tensors is not None:
+        from safetensors.numpy import save_file
+
+        state = load_file(str(dst / "model.safetensors"))
+        tensors(state)
+        save_file(state, str(dst / "model.safetensors"), metadata={"format": "pt"})
+    if config:
+        settings = json.loads((dst / "config.json").read_text())
+        (dst / "config.json").write_text(json.dumps({**settings, **config}))
+    return dst
 
 
 # --- injected bugs, each written from what the models compute, not from the engine ---
@@ -251,7 +281,7 @@ def _assert_true_inverse(best, mutated_out: Path, original_out: Path, accepted, 
 def test_a_single_bug_is_named_by_its_true_inverse(sources, tmp_path, bug):
     source, tensors, config, accepted = SINGLE_BUGS[bug]
     _, out, reference = sources(source)
-    mutated = mutated_copy(out, tmp_path / "out", tensors, config and (lambda c: c.update(config)))
+    mutated = _damaged(out, tmp_path / "out", tensors, config)
     checked = reference.check(mutated)
     assert not all(d.passed for d in checked.diffs)  # the bug is real
     run = checked.diagnosis
@@ -335,7 +365,7 @@ UNEXPLAINED = {
 def test_a_corruption_no_hypothesis_describes_gets_no_fix(sources, tmp_path, corruption):
     source, tensors, config = UNEXPLAINED[corruption]
     _, out, reference = sources(source)
-    mutated = mutated_copy(out, tmp_path / "out", tensors, config and (lambda c: c.update(config)))
+    mutated = _damaged(out, tmp_path / "out", tensors, config)
     checked = reference.check(mutated)
     assert not all(d.passed for d in checked.diffs)
     run = checked.diagnosis
@@ -365,7 +395,7 @@ BASE_BUGS = {
 def test_roberta_base_sized_bug_is_named_cheaply(sources, tmp_path, bug):
     tensors, config, accepted = BASE_BUGS[bug]
     _, out, reference = sources("roberta-base-size")
-    mutated = mutated_copy(out, tmp_path / "out", tensors, config and (lambda c: c.update(config)))
+    mutated = _damaged(out, tmp_path / "out", tensors, config)
     checked = reference.check(mutated)
     run = checked.diagnosis
     best = run.best
@@ -374,6 +404,7 @@ def test_roberta_base_sized_bug_is_named_cheaply(sources, tmp_path, bug):
     # The cost: wrong hypotheses stop at the first divergent output, so few run to the end.
     complete = [d for d in run.entries if d.stopped_at is None and not d.error]
     assert len(complete) <= 3, [d.hypothesis for d in complete]
+    shutil.rmtree(mutated)  # 476 MB
 
 
 # --- end to end: the command line says it ---
@@ -381,7 +412,7 @@ def test_roberta_base_sized_bug_is_named_cheaply(sources, tmp_path, bug):
 
 def test_verify_prints_the_cause_and_the_command_and_reports_it(sources, tmp_path):
     src, out, _ = sources("bert-h5")
-    mutated = mutated_copy(out, tmp_path / "out", None, lambda c: c.update(hidden_act="gelu_new"))
+    mutated = _damaged(out, tmp_path / "out", config={"hidden_act": "gelu_new"})
     code, _, err = run_cli(["verify", str(src), str(mutated)])
     assert code == 1 and "Traceback" not in err
     command = f"tf2pt convert {src} {mutated} --force --set hidden_act=gelu"
@@ -429,7 +460,7 @@ def test_the_command_diagnoses_in_its_pytorch_child_process(converted, tf_checkp
     import sys
 
     prefix = "roberta.encoder.layer.1.attention.self."
-    mutated = mutated_copy(
+    mutated = _damaged(
         converted["sequence-classification"],
         tmp_path / "out",
         _swap(prefix + "query", prefix + "key"),

@@ -174,3 +174,13 @@ def test_a_malformed_hypotheses_file_is_one_error_naming_it(tmp_path):
     path.write_text("schema: 1\nconfig: []\ncommands: {config: x}\nops: {}\nweigths: {}\n")
     with pytest.raises(MappingTableError, match="unknown key 'weigths' \\(did you mean 'weights'"):
         parse_hypotheses(path)
+
+
+def test_without_hidden_states_compared_layer_changes_are_tried_in_every_layer():
+    """A reference that returns only the final outputs (a SavedModel's serving signature) does
+    not say which layer diverged: table-level layer changes are tried everywhere."""
+    plan = _plan("roberta-transformers-saved-model", "sequence-classification")
+    candidates = propose(plan, _config(plan), "logits", FED, -1)
+    every = [c for c in candidates if "in every layer" in c.hypothesis]
+    assert every and all(c.trial.same_until is None and c.trial.skip == 0 for c in every)
+    assert not any("of layer" in c.hypothesis for c in candidates)
