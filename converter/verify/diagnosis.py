@@ -249,12 +249,14 @@ def _combos(change: WeightChange, targets: _Targets) -> dict[tuple, list[str]] |
 
 
 def _layer_candidates(
-    hypotheses: Hypotheses, targets: _Targets, layer: int, output_index: int
-) -> list[Candidate | tuple[Candidate, int]]:
-    """Changes in layer `layer`; when it is layer 0, also in every layer at once (tried after
-    the layer-0-only one, which computes the same outputs up to layer 0's: when that one
-    already failed there, so would this). A role without {L} (a layer shared by every layer)
-    is changed wherever it occurs."""
+    hypotheses: Hypotheses, targets: _Targets, layer: int | None
+) -> list[tuple[Candidate | None, Candidate | None, int]]:
+    """Changes in layer `layer`; when it is layer 0, also in every layer at once, linked to the
+    layer-0-only change: both compute the same outputs up to layer 0's, so when that one already
+    failed there, so would this (`layer` None: every layer only — the outputs compared do not
+    say which layer diverged). A role without {L} (a layer shared by every layer) is changed
+    wherever it occurs. Items: (candidate, the candidate it is linked to, the output index they
+    share up to)."""
     out: list = []
     for change in hypotheses.weights["layer"]:
         combos = _combos(change, targets)
@@ -263,15 +265,19 @@ def _layer_candidates(
         everywhere = [n for c in combos for n in combos[c]]
         if not any(k == LAYER for c in combos for k, _ in c):
             shared = "(shared by every layer)"
-            out.append(_weight_candidate(hypotheses, change, targets, everywhere, shared))
+            out.append(
+                (_weight_candidate(hypotheses, change, targets, everywhere, shared), None, 0)
+            )
             continue
-        here = [n for c in combos if (LAYER, layer) in c for n in combos[c]]
-        where = f"of layer {layer}"
-        single = _weight_candidate(hypotheses, change, targets, here, where, skip=layer)
-        out.append(single)
-        if layer == 0 and len(combos) > 1 and single is not None:
+        single = None
+        if layer is not None:
+            here = [n for c in combos if (LAYER, layer) in c for n in combos[c]]
+            where = f"of layer {layer}"
+            single = _weight_candidate(hypotheses, change, targets, here, where, skip=layer)
+            out.append((single, None, 0))
+        if (layer is None or layer == 0) and len(combos) > 1:
             every = _weight_candidate(hypotheses, change, targets, everywhere, "in every layer")
-            out.append((every, output_index))  # linked to the candidate before it
+            out.append((every, single, 1))
     return out
 
 
@@ -325,20 +331,23 @@ def propose(
     out += _input_candidates(hypotheses, fed)
     targets = _targets(plan, hypotheses)
     scope, layer = _scope(first)
-    weights = (
-        _layer_candidates(hypotheses, targets, layer, layer + 1)
-        if scope == "layer"
-        else _flat_candidates(hypotheses, targets, scope, layers if scope == "head" else 0)
-    )
+    if scope == "layer":
+        weights = _layer_candidates(hypotheses, targets, layer)
+    else:
+        skip = layers if scope == "head" else 0
+        weights = [(c, None, 0) for c in _flat_candidates(hypotheses, targets, scope, skip)]
+        if scope == "head" and layers < 0:  # no hidden state compared: any layer may be wrong
+            weights += _layer_candidates(hypotheses, targets, None)
+    placed: dict[int, int] = {}  # id(candidate) → its index in `out`
     seen: set[str] = set()
-    for item in weights:
-        candidate, link = item if isinstance(item, tuple) else (item, None)
+    for candidate, linked, until in weights:
         if candidate is None or repr(candidate.change) in seen:
             continue
         seen.add(repr(candidate.change))
-        if link is not None:  # the every-layer variant is the candidate just before it
-            trial = replace(candidate.trial, same_until=(len(out) - 1, link))
+        if id(linked) in placed:
+            trial = replace(candidate.trial, same_until=(placed[id(linked)], until))
             candidate = replace(candidate, trial=trial)
+        placed[id(candidate)] = len(out)
         out.append(candidate)
     return out
 
