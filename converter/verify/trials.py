@@ -130,7 +130,7 @@ class _Layers:
                 return original(*args, **kwargs)
             import torch
 
-            hidden = torch.from_numpy(self.cached[_hidden(self.calls + 1)])
+            hidden = torch.from_numpy(self.cached[_hidden(self.calls + 1)]).clone()
             return (hidden,) + (None,) * (self.returns - 1) if self.returns else hidden
 
         return call
@@ -327,15 +327,18 @@ def _changed(model, trial: Trial) -> Iterator[Any]:
 
 
 def _examples(array: np.ndarray, batch: Batch, keep: np.ndarray, width: int) -> np.ndarray:
-    """`array` (an output of `batch`) for the examples `keep`, token axes cut to `width`."""
-    examples, flat = batch.input_ids.shape[0], batch.flat_mask().shape[0]
+    """`array` (an output of `batch`) for the examples `keep`; a per-token output (shaped as
+    the mask, as compare.py tells them) cut to `width` tokens."""
+    mask = batch.flat_mask()
+    per_token = array.ndim >= 2 and tuple(array.shape[:2]) == mask.shape
+    examples, flat = batch.input_ids.shape[0], mask.shape[0]
     if array.shape[0] == flat and flat != examples:
         choices = flat // examples
         array = array.reshape(examples, choices, *array.shape[1:])[keep]
         array = array.reshape(-1, *array.shape[2:])
     else:
         array = array[keep]
-    if array.ndim >= 2 and array.shape[1] == batch.input_ids.shape[-1]:
+    if per_token:
         array = array[:, :width]
     return np.ascontiguousarray(array)
 
