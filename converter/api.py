@@ -19,6 +19,7 @@ progress lines.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from .pipeline import (
 from .pipeline import convert as _convert
 from .plan.analysis import Analysis, open_with_table, plan_source
 from .provenance import Patch, parse_patch
+from .provenance.assumptions import value_text
 
 if TYPE_CHECKING:
     from .doctor import Examination
@@ -76,12 +78,14 @@ def convert(
     patches: tuple[str | Patch, ...] | list[str | Patch] = (),
     progress: Progress = _quiet,
     own_process: bool = False,
+    diagnose: bool = True,
 ) -> ConversionResult:
     """Convert `src` into the directory `out` and (unless `verify=False`) prove parity.
 
     Returns the conversion report (and `.parity`, the ParityResult, when verified). Parity is
     judged against the measured float32 noise unless `atol`/`rtol` fix the bounds. A parity
-    failure raises ParityError and leaves its evidence in `<out>.parity-failed/`.
+    failure raises ParityError and leaves its evidence in `<out>.parity-failed/`, with the known
+    causes tried on the converted model (unless `diagnose=False`) and the best one in its hint.
     `settings` are values for the converted model's config (`--set`, transformers' terms; the
     TF reference takes only those replacing a value the table guessed, so parity tests the
     rest); `config` is a config file to read as the source's own (`--config`); `patches` are
@@ -109,7 +113,26 @@ def convert(
         from .verify.parity import run_parity
 
         result = run_parity(
-            analysis, staged, gate, texts, progress, published_as=Path(out), own_process=own_process
+            analysis,
+            staged,
+            gate,
+            texts,
+            progress,
+            published_as=Path(out),
+            own_process=own_process,
+            diagnose_failure=diagnose,
+            fix_command=_fix_command(
+                src,
+                out,
+                head=head,
+                arch=arch,
+                num_labels=num_labels,
+                tokenizer=tokenizer,
+                tokenizer_style=tokenizer_style,
+                config=config,
+                settings=settings,
+                patches=patches,
+            ),
         )
         if not result.passed:  # kept beside OUT, not as OUT
             result.output = str(parity_failed_dir(Path(out)))
@@ -135,10 +158,12 @@ def verify(
     config: str | Path | None = None,
     progress: Progress = _quiet,
     own_process: bool = False,
+    diagnose: bool = True,
 ) -> ParityResult:
     """Run `src`'s TF model and the converted model in `out` on the same inputs and compare;
     the reports are written into `out`; the tokenizers are compared too (`.tokenizer`). Returns
-    the result whatever it says: `.failure()` is the error the command raises, if any.
+    the result whatever it says: `.failure()` is the error the command raises, if any; on a
+    failure `.diagnosis` holds the known causes tried (unless `diagnose=False`).
     `config` is the source's config file when it is not beside the weights (`--config`); what
     the converted model assumed is read from `out`'s conversion_report.json."""
     from .report.parity import write_reports
@@ -159,7 +184,16 @@ def verify(
         raise InputError(f"{class_name} is not a {table.architecture} class", out)
     labels = out_config.get("id2label")
     analysis = plan_source(source, table, head=head, num_labels=len(labels) if labels else None)
-    result = run_parity(analysis, out, gate, texts, progress, own_process=own_process)
+    result = run_parity(
+        analysis,
+        out,
+        gate,
+        texts,
+        progress,
+        own_process=own_process,
+        diagnose_failure=diagnose,
+        fix_command=_fix_command(src, out, arch=arch, config=config),
+    )
     _assumed_by_the_conversion(result, out)
     write_reports(result, out)
     result.tokenizer = _tokenizer_parity(source, out, texts, progress)
@@ -177,6 +211,28 @@ def _assumed_by_the_conversion(result: ParityResult, out: Path) -> None:
         result.assumptions, result.patches = report["assumptions"], report["patches"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
+
+
+def _fix_command(src, out, **given: Any) -> str:
+    """The `tf2pt convert` a diagnosis completes: SRC, OUT and the options the conversion was
+    given (the diagnosis adds its own --set or --patch to them)."""
+    from .verify.diagnosis_report import convert_command
+
+    flags = {
+        "head": "--head",
+        "arch": "--arch",
+        "num_labels": "--num-labels",
+        "tokenizer": "--tokenizer",
+        "config": "--config",
+    }
+    options = [f"{flags[k]} {shlex.quote(str(v))}" for k, v in given.items() if k in flags and v]
+    if given.get("tokenizer_style") not in (None, "faithful"):
+        options.append(f"--tokenizer-style {given['tokenizer_style']}")
+    settings = given.get("settings") or {}
+    options += [f"--set {shlex.quote(f'{k}={value_text(v)}')}" for k, v in settings.items()]
+    patches = [p.text() if isinstance(p, Patch) else str(p) for p in given.get("patches") or ()]
+    options += [f"--patch {shlex.quote(p)}" for p in patches]
+    return convert_command(src, out, tuple(options))
 
 
 def _tokenizer_parity(source, out: Path, texts: tuple[str, ...], progress: Progress):

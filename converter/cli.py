@@ -104,6 +104,16 @@ def _config_option(command):
     )(command)
 
 
+def _diagnosis_option(command):
+    """--no-diagnosis: when parity fails, do not try the known causes (diagnosis.py)."""
+    return click.option(
+        "--no-diagnosis",
+        is_flag=True,
+        help="When parity fails, do not try known causes on the converted model (they cost "
+        "at most about one more verify; the best passing one is printed with its command).",
+    )(command)
+
+
 @cli.command("convert")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
@@ -113,6 +123,7 @@ def _config_option(command):
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @click.option("--no-verify", is_flag=True, help="Skip the parity check (no TF/PyTorch import).")
 @_tolerance_options
+@_diagnosis_option
 @click.option("--text", "texts", multiple=True, help="Real text for parity (needs a tokenizer).")
 @click.option(
     "--max-shard-size",
@@ -165,6 +176,7 @@ def convert_cmd(
     no_verify,
     atol,
     rtol,
+    no_diagnosis,
     texts,
     max_shard_size,
     tokenizer,
@@ -204,6 +216,7 @@ def convert_cmd(
         tokenizer_style=tokenizer_style,
         progress=_say,
         own_process=_own_process(),
+        diagnose=not no_diagnosis,
     )
     if as_json:
         _print_json(result.report)
@@ -220,11 +233,12 @@ def convert_cmd(
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
 @_tolerance_options
+@_diagnosis_option
 @click.option("--text", "texts", multiple=True, help="Real text for parity (needs a tokenizer).")
 @click.option("--arch", help="Architecture table to use (default: the config's model_type).")
 @_config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the parity report as JSON.")
-def verify_cmd(src, out, atol, rtol, texts, arch, config, as_json):
+def verify_cmd(src, out, atol, rtol, no_diagnosis, texts, arch, config, as_json):
     """Run SRC's TF model and the converted model in OUT on the same inputs; compare.
 
     (No --set or --patch: they change what OUT is, and OUT is already written; verify checks
@@ -242,6 +256,7 @@ def verify_cmd(src, out, atol, rtol, texts, arch, config, as_json):
         config=config,
         progress=_say,
         own_process=_own_process(),
+        diagnose=not no_diagnosis,
     )
     if as_json:
         _print_json(result.to_dict())

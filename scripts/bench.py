@@ -4,10 +4,12 @@ Builds a roberta-base-sized and a roberta-large-sized TFRobertaForSequenceClassi
 checkpoint once (cached in .bench-cache/), then, alternating the order on each round, times
 `tf2pt convert --no-verify`, the naive load-everything script, and `cp` of the file, each as its
 own process, and reports the median wall time and the peak RSS of each. Finally it times
-`tf2pt verify` on roberta-base. Ratios, not absolute seconds, are the result: they hold on any
-machine. A roberta-base-sized transformers SavedModel (`saved_model/1`) measures the TF2 reader's
-peak RSS against its variables' size (the reader needs no TensorFlow), next to what importing
-TensorFlow and opening the bundle with TF's own reader alone costs.
+`tf2pt verify` on roberta-base, and the diagnosis a failing verify runs on it (a config bug and a
+table-level weight bug injected into the converted output) against a verify without it. Ratios,
+not absolute seconds, are the result: they hold on any machine. A roberta-base-sized
+transformers SavedModel (`saved_model/1`) measures the TF2 reader's peak RSS against its
+variables' size (the reader needs no TensorFlow), next to what importing TensorFlow and opening
+the bundle with TF's own reader alone costs.
 """
 
 from __future__ import annotations
@@ -111,14 +113,76 @@ def bench_saved_model(rounds: int) -> list[tuple[str, bool, str]]:
     return [(f"peak RSS ≤ 0.3× variables ({SAVED_MODEL})", ratio <= 0.3, f"{ratio:.2f}×")]
 
 
-def measure(argv: list[str]) -> tuple[float, float]:
+def _mutated(converted: Path, bug: str) -> Path:
+    """A copy of the converted roberta-base with one bug a diagnosis should name."""
+    import json
+
+    from safetensors.numpy import load_file, save_file
+
+    out = CACHE / f"roberta-base-{bug}"
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(converted, out)
+    if bug == "eps":  # the output config says 1e-12 where the model has 1e-5
+        config = json.loads((out / "config.json").read_text())
+        config["layer_norm_eps"] = 1e-12
+        (out / "config.json").write_text(json.dumps(config))
+    else:  # query and key exchanged in every layer, as a wrong table would
+        tensors = load_file(str(out / "model.safetensors"))
+        for i in range(SIZES["roberta-base"]["num_hidden_layers"]):
+            for part in ("weight", "bias"):
+                q = f"roberta.encoder.layer.{i}.attention.self.query.{part}"
+                k = q.replace(".query.", ".key.")
+                tensors[q], tensors[k] = tensors[k], tensors[q]
+        save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
+    return out
+
+
+def bench_diagnosis(converted: Path, rounds: int, verify_wall: float) -> list:
+    """A failing `tf2pt verify` with and without the diagnosis, on each injected bug: the
+    diagnosis's own time (from parity_report.json) and the extra wall time it costs, against a
+    passing verify's wall time."""
+    import json
+
+    verdicts = []
+    src = str(checkpoint("roberta-base"))
+    print("\n| roberta-base bug | diagnosis s | failing verify s | same, --no-diagnosis s | best |")
+    print("|---|---|---|---|---|")
+    for bug in ("eps", "swap"):
+        out = _mutated(converted, bug)
+        walls: dict[str, list[float]] = {"with": [], "without": []}
+        seconds, best = [], ""
+        for r in range(rounds):
+            pair = [("with", []), ("without", ["--no-diagnosis"])]
+            for key, extra in pair if r % 2 == 0 else pair[::-1]:
+                walls[key].append(
+                    measure([str(BIN / "tf2pt"), "verify", src, str(out), *extra], 1)[0]
+                )
+                if key == "with":
+                    report = json.loads((out / "parity_report.json").read_text())
+                    seconds.append(report["seconds"]["diagnosis"])
+                    top = report["diagnosis"][0]
+                    best = top["hypothesis"] if top["passes"] else "none passes"
+        diag = statistics.median(seconds)
+        with_, without = statistics.median(walls["with"]), statistics.median(walls["without"])
+        print(f"| {bug} | {diag:.1f} | {with_:.1f} | {without:.1f} | {best} |")
+        verdicts.append(
+            (
+                f"diagnosis ≤ one verify (roberta-base, {bug} bug)",
+                diag <= verify_wall and best != "none passes",
+                f"{diag:.1f} s vs verify {verify_wall:.1f} s ({diag / verify_wall:.2f}×)",
+            )
+        )
+    return verdicts
+
+
+def measure(argv: list[str], expect: int = 0) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one child process."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     err = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
+    if os.waitstatus_to_exitcode(status) != expect:
         raise SystemExit(f"benchmark command failed: {' '.join(argv)}\n{err}")
     return wall, usage.ru_maxrss / 1024
 
@@ -218,6 +282,7 @@ def main() -> int:
                 f"{wall:.1f} s; the TF half alone {tf_wall:.1f} s: {wall / tf_wall:.2f}×",
             )
         )
+        verdicts += bench_diagnosis(out, args.rounds, wall)
     if {"roberta-base", "roberta-large"} <= set(results):
         grow = (
             results["roberta-large"]["tf2pt convert --no-verify"][1]

@@ -350,3 +350,14 @@ def tf1_converted(tf1_checkpoints, tmp_path_factory):
         assert code == 0, err
         outs[kind] = root / kind
     return outs
+
+
+# --- real trained weights (tests/real_corpus.py) ---
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """Real-scale sources and their conversions, built on first use, shared by every test."""
+    from .real_corpus import RealCorpus
+
+    return RealCorpus(tmp_path_factory.mktemp("real"))

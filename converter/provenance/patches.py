@@ -7,6 +7,8 @@ the reports as declared by the user. A diagnosis proposes them; parity then chec
     permute_heads  a q/k/v weight's or bias's output rows, read as [heads, head_dim], reordered
                    as [head_dim, heads]: row h·head_dim + d moves to row d·heads + h (the head
                    count is the config's, under the table's head_count_key)
+    unpermute_heads  the inverse: rows read as [head_dim, heads], written as [heads, head_dim]
+                   (the fix for an EinsumDense kernel flattened with its two head axes swapped)
     zero           a bias set to zeros (the source stores it but does not add it)
 
 Each op is pure numpy on whole tensors and knows its inverse; zero has none (it loses the values).
@@ -96,7 +98,19 @@ class PermuteHeads(PatchOp):
         return [np.ascontiguousarray(split.swapaxes(0, 1).reshape(a.shape))]
 
     def inverse(self, shapes: list[Shape]) -> PatchOp:
-        return PermuteHeads(shapes[0][0] // self.heads)
+        return UnpermuteHeads(self.heads)
+
+
+@dataclass(frozen=True)
+class UnpermuteHeads(PermuteHeads):
+    name: ClassVar[str] = "unpermute_heads"
+
+    def apply(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        (a,) = arrays
+        return PermuteHeads(a.shape[0] // self.heads).apply(arrays)
+
+    def inverse(self, shapes: list[Shape]) -> PatchOp:
+        return PermuteHeads(self.heads)
 
 
 @dataclass(frozen=True)
@@ -113,7 +127,9 @@ class Zero(PatchOp):
         raise NotInvertible("zeroing loses the values: nothing undoes it")
 
 
-OPS: dict[str, type[PatchOp]] = {op.name: op for op in (Transpose, Swap, PermuteHeads, Zero)}
+OPS: dict[str, type[PatchOp]] = {
+    op.name: op for op in (Transpose, Swap, PermuteHeads, UnpermuteHeads, Zero)
+}
 
 
 @dataclass(frozen=True)
@@ -180,14 +196,14 @@ def resolve_patches(
         for name in patch.tensors:
             if name not in shapes:
                 raise _unknown(patch, name, shapes, tied)
-        if patch.op == PermuteHeads.name:
+        if issubclass(OPS[patch.op], PermuteHeads):
             heads = dims.get(head_count_key)
             if not isinstance(heads, int):
                 raise UsageError(
                     f"--patch {patch.text()}: the config has no head count ({head_count_key})",
                     hint=f"add --set {head_count_key}=N",
                 )
-            op: PatchOp = PermuteHeads(heads)
+            op: PatchOp = OPS[patch.op](heads)
         else:
             op = OPS[patch.op]()
         groups = [patch.tensors] if op.arity == 2 else [(n,) for n in patch.tensors]

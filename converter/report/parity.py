@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from ..provenance.assumptions import markdown_section
+from ..verify.diagnosis_report import lead_markdown, table_markdown
 from ..verify.parity import ParityResult
 from ..write.model_files import write_json
 
@@ -34,6 +35,7 @@ def markdown(result: ParityResult) -> str:
     lines = [
         f"# Parity report: {verdict}",
         "",
+        *lead_markdown(result.diagnosis, result.fix_command),
         f"- model: `{result.class_name}`",
         f"- source: `{result.source}`, run as {result.reference}",
         f"- converted: `{result.output}`",
@@ -67,6 +69,7 @@ def markdown(result: ParityResult) -> str:
             f"{_num(d.mean_abs_diff)} | {_num(d.max_rel_diff)} | {d.cosine:.8f} | "
             f"{argmax} | {'✅' if d.passed else '❌'} |"
         )
+    lines += table_markdown(result.diagnosis)
     return "\n".join(lines) + "\n"
 
 

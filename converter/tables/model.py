@@ -195,6 +195,9 @@ class Table:
     # Why each config default is the producer's (`{value, why}` in the YAML), for the reports.
     config_reasons: dict[str, str] = field(default_factory=dict)
     head_count_key: str = "num_attention_heads"  # the config key of the attention head count
+    # The vocabulary's roles (mappings/shared/<vocabulary>.yaml) as PyTorch name patterns with
+    # {base} filled in: what a diagnosis names tensors by (mappings/shared/hypotheses.yaml).
+    roles: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     # Each head's groups flattened once, at load: what the planner matches tensors against.
     compiled_heads: dict[str, CompiledHead] = field(default_factory=dict, compare=False, repr=False)
 

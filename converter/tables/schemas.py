@@ -296,3 +296,54 @@ TOKENIZER_FAMILIES = Obj(
     },
     frozenset({"schema", "families", "keras_hub", "releases", "parity_ids"}),
 )
+
+
+def _weight_change_check(entry: dict) -> str | None:
+    if ("tensors" in entry) == ("pairs" in entry):
+        return "needs exactly one of tensors, pairs"
+    return None
+
+
+WEIGHT_CHANGE = Obj(
+    {
+        "op": str,
+        "tensors": ListOf(str),  # role or role.part
+        "pairs": ListOf(ListOf(str)),  # two roles exchanged
+        "parts": ListOf(str),  # each role's tensors: role.part for each part
+        "says": str,
+    },
+    frozenset({"op", "says"}),
+    check=_weight_change_check,
+)
+HYPOTHESES = Obj(
+    {
+        "schema": int,
+        "description": str,
+        "config": ListOf(
+            Obj(
+                {
+                    "key": str,
+                    "values": ListOf(SCALAR),
+                    "same": ListOf(ListOf(SCALAR)),
+                    "meaning": MapOf(str),
+                    "only_with": str,  # a table key that must be set (nonzero)
+                    "says": str,
+                },
+                frozenset({"key", "values", "says"}),
+            )
+        ),
+        "inputs": ListOf(Obj({"drop": str, "says": str}, frozenset({"drop", "says"}))),
+        "weights": Obj(
+            {
+                "layer": ListOf(WEIGHT_CHANGE),
+                "head": ListOf(WEIGHT_CHANGE),
+                "embeddings": ListOf(WEIGHT_CHANGE),
+            }
+        ),
+        "ops": MapOf(Obj({"does": str, "command": str, "per": int}, frozenset({"does"}))),
+        "commands": Obj({"config": str}, frozenset({"config"})),
+        "words": MapOf(str),
+        "families": MapOf(Obj({"config_keys": MapOf(str), "heads_key": str, "roles": MapOf(str)})),
+    },
+    frozenset({"schema", "config", "weights", "ops", "commands"}),
+)

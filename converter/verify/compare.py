@@ -55,7 +55,7 @@ def describe(name: str) -> str:
     }.get(name, "head output")
 
 
-def _select(array: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def token_rows(array: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Keep non-padding positions when the output is per token ([sequences, len, …])."""
     if array.ndim >= 2 and tuple(array.shape[:2]) == mask.shape:
         return array[mask]
@@ -78,7 +78,7 @@ def compare_outputs(runs: list[Run], gate: Gate) -> list[OutputDiff]:
     diffs = []
     for index, name in enumerate(names):
         ref, cand, exact = (
-            np.concatenate([_select(run[k][name], run[3]).astype(np.float64) for run in runs])
+            np.concatenate([token_rows(run[k][name], run[3]).astype(np.float64) for run in runs])
             for k in range(3)
         )
         if not ref.shape == cand.shape == exact.shape:

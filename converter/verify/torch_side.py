@@ -6,10 +6,15 @@ this half runs in a spawned child, so importing torch and transformers and the f
 overlap with TensorFlow's import, build and forward pass in the parent, and the parent never
 imports torch at all: that pays for the float64 pass. Where torch is already imported (tests) or
 the process is not ours to reconfigure (the Python API in a notebook) it runs in-process.
+
+The float32 model stays loaded after its runs (float64 runs first and is freed), so a failed
+check can try hypotheses on it (diagnosis.py, trials.py) without loading anything again: the
+child waits for such a request until the parent closes it.
 """
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import sys
@@ -26,7 +31,7 @@ from ..errors import ParityError, Tf2ptError
 from .inputs import Batch
 from .runners import Outputs, loading_problems, ordered_outputs, quiet_transformers
 
-PRECISIONS = ("float32", "float64")
+PRECISIONS = ("float64", "float32")  # float32 last: it stays loaded for a diagnosis
 
 
 @dataclass
@@ -85,29 +90,44 @@ class TorchRunner:
 
 def run_converted(
     out_dir: Path, class_name: str, batches: list[Batch], before_each=lambda: None
-) -> TorchRuns:
-    """Both precisions, one after the other (the float32 model is freed before float64).
-    `before_each` runs before each load and forward pass (the child adjusts its threads)."""
+) -> tuple[TorchRuns, TorchRunner]:
+    """Both precisions, one after the other (the float64 model is freed before float32 loads),
+    and the float32 runner, kept. `before_each` runs before each load and forward pass (the
+    child adjusts its threads)."""
     start = time.perf_counter()
     runs: dict[str, list[Outputs]] = {}
+    runner = None
     for precision in PRECISIONS:
+        del runner
         before_each()
         runner = TorchRunner(out_dir, class_name, precision)
         runs[precision] = []
         for batch in batches:
             before_each()
             runs[precision].append(runner.run(batch))
-        del runner
-    return TorchRuns(runs["float32"], runs["float64"], round(time.perf_counter() - start, 3))
+    seconds = round(time.perf_counter() - start, 3)
+    return TorchRuns(runs["float32"], runs["float64"], seconds), runner
+
+
+def _answer(connection, work) -> None:
+    """Send `work()`'s result, or the expected error, or the traceback of a bug."""
+    try:
+        connection.send(("ok", work()))
+    except Tf2ptError as exc:
+        connection.send(("error", (type(exc).__name__, exc.what, exc.path, exc.hint)))
+    except BaseException:  # a bug: the parent re-raises it with this traceback
+        connection.send(("crash", traceback.format_exc()))
 
 
 def _child(connection, alone, out_dir: Path, class_name: str, batches: list[Batch]) -> None:
-    """Entry point of the spawned process: send back the runs or the error, never raise.
+    """Entry point of the spawned process: send back the runs or the error, never raise; then
+    answer trial requests on the kept float32 model until the parent hangs up.
 
     It computes on one core while the parent runs TensorFlow on the other(s), and on all of
     them once the parent has finished and is waiting (`alone` is set): two processes each
     asking for every core run slower than one after the other."""
     os.environ.update(USE_TF="0", USE_TORCH="1")  # the parent's choices are not ours
+    kept: list[tuple[TorchRunner, TorchRuns]] = []
     try:
         import torch
 
@@ -118,28 +138,43 @@ def _child(connection, alone, out_dir: Path, class_name: str, batches: list[Batc
             if alone.is_set():
                 torch.set_num_threads(share)
 
-        connection.send(("ok", run_converted(out_dir, class_name, batches, threads)))
-    except Tf2ptError as exc:
-        connection.send(("error", (type(exc).__name__, exc.what, exc.path, exc.hint)))
-    except BaseException:  # a bug: the parent re-raises it with this traceback
-        connection.send(("crash", traceback.format_exc()))
+        def runs() -> TorchRuns:
+            result, runner = run_converted(out_dir, class_name, batches, threads)
+            kept.append((runner, result))
+            return result
+
+        _answer(connection, runs)
+        while kept:
+            request = connection.recv()
+            threads()
+            _answer(connection, functools.partial(_trials, *kept[0], batches, request))
+    except (EOFError, OSError):  # the parent closed the pipe: nothing more to do
+        pass
     finally:
         connection.close()
 
 
+def _trials(runner: TorchRunner, runs: TorchRuns, batches: list[Batch], request):
+    from .trials import run_trials
+
+    return run_trials(runner.model, batches, runs.float32, request)
+
+
 class TorchSide:
-    """Starts the PyTorch half and hands back its runs. With `own_process` (the CLI: this
-    process is only ours) and torch not imported yet, it runs in a child, and this process tells
-    transformers to leave torch alone: importing it here would cost seconds for nothing."""
+    """Starts the PyTorch half and hands back its runs, then runs trials on the kept float32
+    model until closed. With `own_process` (the CLI: this process is only ours) and torch not
+    imported yet, it runs in a child, and this process tells transformers to leave torch alone:
+    importing it here would cost seconds for nothing."""
 
     def __init__(self, out_dir: Path, class_name: str, batches: list[Batch], own_process: bool):
         self.args = (out_dir, class_name, batches)
         self.process: Any = None
+        self.kept: tuple[TorchRunner, TorchRuns] | None = None  # in-process: float32 model, runs
         if own_process and "torch" not in sys.modules:
             if "transformers" not in sys.modules:
                 os.environ.setdefault("USE_TORCH", "0")
             context = multiprocessing.get_context("spawn")
-            self.connection, child_end = context.Pipe(duplex=False)
+            self.connection, child_end = context.Pipe(duplex=True)
             self.alone = context.Event()
             self.process = context.Process(
                 target=_child, args=(child_end, self.alone, *self.args), daemon=True
@@ -149,8 +184,24 @@ class TorchSide:
 
     def result(self) -> TorchRuns:
         if self.process is None:
-            return run_converted(*self.args)
+            runs, runner = run_converted(*self.args)
+            self.kept = (runner, runs)
+            return runs
         self.alone.set()
+        try:
+            return self._receive()
+        except BaseException:
+            self.close()
+            raise
+
+    def try_trials(self, request):
+        """Run a diagnosis's trials (trials.TrialRequest) on the kept float32 model."""
+        if self.process is None:
+            return _trials(*self.kept, self.args[2], request)
+        self.connection.send(request)
+        return self._receive()
+
+    def _receive(self):
         try:
             status, payload = self.connection.recv()
         except EOFError:
@@ -160,8 +211,6 @@ class TorchSide:
                 self.args[0],
                 "out of memory? try again with fewer processes running",
             ) from None
-        finally:
-            self.close()
         if status == "ok":
             return payload
         if status == "error":
@@ -170,7 +219,9 @@ class TorchSide:
         raise RuntimeError(f"the PyTorch side of the parity check failed:\n{payload}")
 
     def close(self) -> None:
-        """Stop the child if it is still running (an error or interrupt on the TF side)."""
+        """Stop the child (waiting for trials, or still running after an error or interrupt on
+        the TF side) and free the kept model."""
+        self.kept = None
         if self.process is not None and self.process.is_alive():
             self.process.terminate()
         if self.process is not None:

@@ -25,6 +25,7 @@ from converter.provenance.patches import (
     PermuteHeads,
     Swap,
     Transpose,
+    UnpermuteHeads,
     Zero,
     apply_patches,
 )
@@ -44,6 +45,8 @@ RNG = np.random.default_rng(0)
         (PermuteHeads(3), [(6, 5)]),
         (PermuteHeads(3), [(6,)]),
         (PermuteHeads(12), [(384, 384)]),
+        (UnpermuteHeads(3), [(6, 5)]),
+        (UnpermuteHeads(12), [(384, 384)]),
     ],
 )
 def test_each_op_changes_its_tensors_and_its_inverse_restores_them(op, shapes):
@@ -61,7 +64,13 @@ def test_permute_heads_moves_row_h_times_head_dim_plus_d_to_d_times_heads_plus_h
     rows = np.arange(6, dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)
     (out,) = PermuteHeads(3).apply([rows])
     assert out[:, 0].tolist() == [0, 2, 4, 1, 3, 5]
-    assert PermuteHeads(3).inverse([(6, 2)]) == PermuteHeads(2)
+    assert PermuteHeads(3).inverse([(6, 2)]) == UnpermuteHeads(3)
+    # unpermute_heads reads the rows as [head_dim, heads]: the same as permuting 2 "heads"
+    (back,) = UnpermuteHeads(3).apply([out])
+    assert back[:, 0].tolist() == [0, 1, 2, 3, 4, 5]
+    np.testing.assert_array_equal(
+        UnpermuteHeads(3).apply([rows])[0], PermuteHeads(2).apply([rows])[0]
+    )
 
 
 def test_zero_empties_a_bias_and_has_no_inverse():

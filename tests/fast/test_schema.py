@@ -11,6 +11,7 @@ from converter.tables import load_table, load_yaml, parse_table, raw_table, tabl
 from converter.tables.load import kinds_of
 from converter.tables.schemas import (
     FAIRSEQ,
+    HYPOTHESES,
     KINDS,
     REPAIRS,
     TOKENIZER_FAMILIES,
@@ -27,6 +28,8 @@ def _shared_schema(path):
         return KINDS
     if path.stem.startswith("names-"):
         return names_schema(tuple(kinds_of().kinds))
+    if path.stem == "hypotheses":
+        return HYPOTHESES
     return VOCABULARY
 
 
