@@ -59,11 +59,14 @@ def probe(path: Path) -> bool:
 
 
 def _snake(class_name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", class_name).lower()
+    """As Keras names a layer after its class: a word starts at each capital that begins a
+    lower-case run or follows a lower-case letter or digit (`XLMRoberta` → `xlm_roberta`)."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", class_name).lower()
 
 
 def model_type_of(backbone_name: str) -> str:
-    """`RobertaBackbone` or `roberta_backbone` → `roberta`."""
+    """`XLMRobertaBackbone` or `xlm_roberta_backbone` → `xlm_roberta`: the keras-hub model's
+    own name, which the tables list among their `model_types`."""
     return _snake(backbone_name).removesuffix(BACKBONE_SUFFIX)
 
 

@@ -194,6 +194,8 @@ def _source_config_entry(where: str, data: dict) -> SourceConfigEntry:
         values=dict(data.get("values") or {}),
         or_tensor=_pattern(where, data["or_tensor"]) if "or_tensor" in data else None,
         divide=int(data.get("divide") or 0),
+        required=bool(data.get("required", False)),
+        note=str(data.get("note") or ""),
     )
 
 

@@ -147,6 +147,8 @@ class SourceConfigEntry:
     values: dict[Any, Any] = field(default_factory=dict)  # source value → HF value, if they differ
     or_tensor: Pattern | None = None  # where the value is when `tensor` is absent (another head)
     divide: int = 0  # a weight-derived value counts `divide`-wide parts, at least one (heads)
+    required: bool = False  # a source that records it nowhere is refused, `note` saying why
+    note: str = ""
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ SOURCE_CONFIG = Obj(
         "add": int,
         "values": MapOf(ANY, key=ANY),
         "note": str,
+        "required": bool,  # refused when neither config nor weights hold it (`note` says why)
     },
     check=_source_config_check,
 )

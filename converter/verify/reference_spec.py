@@ -21,7 +21,8 @@ whose schema is in tf1_encoder_spec.py):
     keras-save-weights   the same class restored with Keras load_weights
     keras-hub            keras-hub's own model; keys `hidden_states` (backbone attributes holding
                          the embedding output and the layers), outputs `task_output` |
-                         `masked_lm_every_position`
+                         `masked_lm_every_position` | `pooled_output`; head key `head_as_target`
+                         (keras_hub_spec.py)
     tf1-encoder          a post-LayerNorm BERT-style encoder in TF ops on the checkpoint's own names
     model-garden         Model Garden's own classes; outputs `mlm_logits` | `next_sentence` |
                          `pooled_output` (the encoder's) | `classifier` (BertClassifier's)
@@ -71,7 +72,9 @@ RUNNERS: dict[str, RunnerEntry] = {
         ("keras", "keras_hub"),
         keys=frozenset({"hidden_states"}),
         required=frozenset({"hidden_states"}),
-        output_sources=frozenset({"task_output", "masked_lm_every_position"}),
+        head_keys=frozenset({"head_as_target"}),
+        output_sources=frozenset({"task_output", "masked_lm_every_position", "pooled_output"}),
+        validate=".keras_hub_spec:check_block",
     ),
     "tf1-encoder": RunnerEntry(
         ".tf1_encoder",

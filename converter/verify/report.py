@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from ..writer import write_json
-from .parity import ParityResult
+from .parity import ParityResult, deviation_line
 
 JSON_FILE, MD_FILE, PNG_FILE = "parity_report.json", "parity_report.md", "parity_report.png"
 
@@ -41,6 +41,7 @@ def markdown(result: ParityResult) -> str:
             if result.not_compared
             else []
         ),
+        *(f"- {deviation_line(d, result.class_name)}" for d in result.declared_deviations),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in result.versions.items()),
         "",
         "`noise` is the converted model's own float32 rounding noise on that output (its float32",
