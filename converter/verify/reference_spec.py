@@ -26,7 +26,9 @@ whose schema is in tf1_encoder_spec.py):
     tf1-encoder          a post-LayerNorm BERT-style encoder in TF ops on the checkpoint's own names
     model-garden         Model Garden's own classes; outputs `mlm_logits` | `next_sentence` |
                          `pooled_output` (the encoder's) | `classifier` (BertClassifier's)
-    saved-model, serving-signature   TF2 SavedModels (see savedmodel.py)
+    saved-model          a TF2 SavedModel's restored callable, fed by `feeds:`; outputs
+                         `pooled_output` | `mlm_logits` (its `mlm` sub-model's, see savedmodel.py)
+    serving-signature    a TF2 SavedModel's serving_default signature
 """
 
 from __future__ import annotations
@@ -90,7 +92,9 @@ RUNNERS: dict[str, RunnerEntry] = {
         "ModelGardenRunner",
         output_sources=frozenset({"mlm_logits", "next_sentence", "pooled_output", "classifier"}),
     ),
-    "saved-model": RunnerEntry(".savedmodel", "SavedModelRunner"),
+    "saved-model": RunnerEntry(
+        ".savedmodel", "SavedModelRunner", output_sources=frozenset({"pooled_output", "mlm_logits"})
+    ),
     "serving-signature": RunnerEntry(".savedmodel", "ServingSignatureRunner"),
 }
 
