@@ -34,6 +34,7 @@ from .base import (
     read_json_object,
     sibling_files,
 )
+from .zip_member import open_member
 
 LAYOUT = "keras-hub"
 KERAS_SUFFIX = ".keras"
@@ -76,11 +77,12 @@ Stored = tuple[str, str, tuple[int, ...], str]  # h5 dataset path, canonical nam
 
 
 def _open_h5(file: Path, member: str | None):
-    """The h5 file, or the h5 member of a `.keras` zip (stored uncompressed, so seeks are cheap)."""
+    """The h5 file, or the h5 member of a `.keras` zip (read in place, zip_member.py), and what
+    to close after it."""
     if member is None:
         return h5py.File(file, "r"), None
-    archive = zipfile.ZipFile(file)
-    return h5py.File(archive.open(member), "r"), archive
+    view = open_member(file, member)
+    return h5py.File(view, "r"), view
 
 
 def _backbone_group(h5: h5py.File) -> tuple[str | None, str]:
