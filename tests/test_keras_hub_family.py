@@ -1,0 +1,381 @@
+"""keras-hub's encoder family — BERT, XLM-RoBERTa, ALBERT, DistilBERT, ELECTRA — with its text
+classifiers and masked LMs, made by keras-hub itself from real trained weights
+(tests/keras_hub_fixtures.py) and converted from every form keras-hub saves.
+
+For each architecture × task: the default `convert` of the preset exits 0, passes the default
+gate against keras-hub rebuilt from its config, writes the trained tensors bit for bit and loads
+strictly in transformers 4.57 and 5; `.keras` and bare `.weights.h5` give byte-identical weights,
+and `tf2pt verify` proves those forms through their own reference path. A wrong fact in a table
+(activation, epsilon, a masked-LM head declared equal when it is not) fails parity at the output
+it first changes.
+
+Tokenizers are not asserted here (the presets carry no preprocessor): the WordPiece (BERT,
+DistilBERT) and SentencePiece (XLM-RoBERTa, ALBERT) tokenizers keras-hub saves are converted and
+proven by the tokenizer tests; with them, each preset's `AutoTokenizer.from_pretrained(OUT)` will
+be asserted to give keras-hub's own ids on the multilingual corpus.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from safetensors.numpy import load_file
+
+from .conftest import read_json, run_cli
+from .keras_hub_fixtures import (
+    CASES,
+    FAMILIES,
+    NUM_CLASSES,
+    POSITIONS,
+    keras_hub_model,
+    save_forms,
+    save_shell,
+)
+from .test_transformers5 import HF5_PYTHON
+
+LAYERS = 6  # all-MiniLM-L6-v2
+HEAD_OUTPUTS = {
+    "base-model": [],
+    "sequence-classification": ["logits"],
+    "masked-lm": ["logits"],
+}
+POOLED = {"bert", "albert"}  # backbones whose pooled_output transformers' base model also has
+
+
+class KerasHubCorpus:
+    """Shells, keras-hub models and conversions, each made on first use and kept."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.cache: dict[tuple, object] = {}
+
+    def _once(self, key: tuple, build):
+        if key not in self.cache:
+            self.cache[key] = build(self.root / "-".join(map(str, key)))
+        return self.cache[key]
+
+    def shell(self, arch: str) -> Path | None:
+        if arch == "electra":
+            return None
+        return self._once(("shell", arch), lambda d: save_shell(arch, d))
+
+    def sources(self, arch: str, head: str) -> dict[str, Path]:
+        seed = 100 + list(FAMILIES).index(arch) * 10 + list(FAMILIES[arch].keras).index(head)
+        return self._once(
+            ("src", arch, head),
+            lambda d: save_forms(keras_hub_model(arch, head, self.shell(arch), seed), d),
+        )
+
+    def converted(self, arch: str, head: str, form: str = "preset") -> Path:
+        """The default `convert` (verified) of the preset; other forms without verification
+        (their own reference path is proven by `tf2pt verify`)."""
+
+        def convert(out: Path) -> Path:
+            flags = [] if form == "preset" else ["--no-verify"]
+            code, _, err = run_cli(
+                ["convert", str(self.sources(arch, head)[form]), str(out), *flags]
+            )
+            assert code == 0, err
+            return out
+
+        return self._once(("out", arch, head, form), convert)
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> KerasHubCorpus:
+    return KerasHubCorpus(tmp_path_factory.mktemp("keras_hub_family"))
+
+
+def _parity(out: Path) -> dict:
+    return read_json(out / "parity_report.json")
+
+
+def _trained_tensors(corpus: KerasHubCorpus, arch: str) -> dict[str, np.ndarray]:
+    """The trained encoder as the shell holds it (ELECTRA: MiniLM's, the positions cut)."""
+    if arch == "electra":
+        from .keras_hub_fixtures import _minilm
+
+        return _minilm(POSITIONS)
+    return load_file(str(corpus.shell(arch) / "model.safetensors"))
+
+
+HEAD_PREFIXES = ("lm_head.", "cls.", "predictions.", "sop_classifier.", "vocab_", "classifier")
+
+
+def _assert_trained_tensors_exact(out: Path, trained: dict[str, np.ndarray]) -> None:
+    """Every trained tensor of the encoder reached the output bit for bit, under its name less
+    the base-model prefix (keras-hub imported it, saved it, tf2pt read it back)."""
+    written = load_file(str(out / "model.safetensors"))
+    by_suffix = {k.split(".", 1)[1] if k.split(".")[0] in _BASES else k: k for k in written}
+    compared = 0
+    for name, value in trained.items():
+        name = name.split(".", 1)[1] if name.split(".")[0] in _BASES else name
+        if name.startswith(HEAD_PREFIXES) or name not in by_suffix:
+            assert name.startswith(HEAD_PREFIXES + ("pooler.",)), name
+            continue
+        np.testing.assert_array_equal(written[by_suffix[name]], value, err_msg=name)
+        compared += 1
+    assert compared >= 6 * 16 + 4, compared
+
+
+_BASES = {"bert", "roberta", "albert", "distilbert", "electra"}
+
+
+@pytest.mark.parametrize(("arch", "head"), CASES)
+def test_trained_weights_through_keras_hub_convert_exactly_and_pass_the_default_gate(
+    corpus, arch, head
+):
+    out = corpus.converted(arch, head)
+    parity = _parity(out)
+    assert parity["passed"] and parity["gate"]["kind"] == "measured-noise"
+    names = [o["name"] for o in parity["outputs"]]
+    pooled = ["pooler_output"] if head == "base-model" and arch in POOLED else []
+    assert names == [f"hidden_states[{i}]" for i in range(LAYERS + 1)] + pooled + HEAD_OUTPUTS[head]
+    for o in parity["outputs"]:
+        assert o["noise"] > 0 and o["max_abs_diff"] <= o["tolerance"], o
+    assert parity["reference"] == f"keras-hub's {FAMILIES[arch].keras[head]}"
+    config = read_json(out / "config.json")
+    assert config["architectures"] == [FAMILIES[arch].transformers[head]]
+    assert config["model_type"] == FAMILIES[arch].model_type
+    if head == "sequence-classification":
+        assert len(config["id2label"]) == NUM_CLASSES
+    _assert_trained_tensors_exact(out, _trained_tensors(corpus, arch))
+    report = read_json(out / "conversion_report.json")
+    assert report["counts"]["unexpected"] == 0 and report["counts"]["missing"] == 0
+
+
+# Each form through its own reference path (keras.saving.load_model; the keras-hub classes built
+# from the dimensions inferred from a bare weights file), every architecture and task in one form.
+FORMS_CASES = [
+    ("bert", "masked-lm", "model.keras"),
+    ("bert", "sequence-classification", "model.weights.h5"),
+    ("xlm-roberta", "sequence-classification", "model.keras"),
+    ("xlm-roberta", "masked-lm", "model.weights.h5"),
+    ("albert", "masked-lm", "model.keras"),
+    ("albert", "sequence-classification", "model.keras"),
+    ("distilbert", "sequence-classification", "model.keras"),
+    ("distilbert", "masked-lm", "model.weights.h5"),
+    ("distilbert", "base-model", "model.weights.h5"),
+    ("electra", "base-model", "model.weights.h5"),
+]
+# a bare weights file records no dropout rates: the config class's defaults stand in
+UNRECORDED = {"hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"} | {
+    "dropout",
+    "attention_dropout",
+    "seq_classif_dropout",
+}
+
+
+@pytest.mark.parametrize(("arch", "head", "form"), FORMS_CASES)
+def test_keras_file_and_bare_weights_give_the_presets_bytes_and_verify(corpus, arch, head, form):
+    preset = corpus.converted(arch, head)
+    out = corpus.converted(arch, head, form)
+    assert (out / "model.safetensors").read_bytes() == (preset / "model.safetensors").read_bytes()
+    config, inferred = read_json(preset / "config.json"), read_json(out / "config.json")
+    differ = {k for k in config.keys() | inferred.keys() if config.get(k) != inferred.get(k)}
+    assert differ <= (UNRECORDED if form == "model.weights.h5" else set()), differ
+    code, _, err = run_cli(["verify", str(corpus.sources(arch, head)[form]), str(out)])
+    assert code == 0 and "parity passed" in err, err
+    parity = _parity(out)
+    assert parity["passed"] and len(parity["outputs"]) >= LAYERS + 1
+
+
+@pytest.mark.parametrize("arch", ["bert", "albert", "distilbert"])
+def test_masked_lm_head_keras_hub_computes_differently_is_declared_and_measured(corpus, arch):
+    """keras-hub's MaskedLMHead normalises with eps 1e-5 (and BERT's applies exact gelu), the
+    transformers classes with the encoder's values: parity checks the head as transformers
+    computes it, and the report says how far keras-hub's own logits are — far beyond the gate
+    at this scale, so the declaration is needed, not decoration."""
+    parity = _parity(corpus.converted(arch, "masked-lm"))
+    (deviation,) = parity["declared_deviations"]
+    logits = next(o for o in parity["outputs"] if o["name"] == "logits")
+    assert deviation["output"] == "logits" and deviation["max_abs_diff"] > 10 * logits["tolerance"]
+    assert deviation["source"]["layer_norm_epsilon"] == pytest.approx(1e-5)
+    assert deviation["target"]["layer_norm_epsilon"] == pytest.approx(1e-12)
+    if arch == "bert":
+        assert deviation["target"]["activation"] == "gelu_new"
+    markdown = (corpus.converted(arch, "masked-lm") / "parity_report.md").read_text()
+    assert "declared deviation" in markdown
+
+
+def test_xlm_roberta_masked_lm_head_is_reproduced_as_it_is(corpus):
+    """RoBERTa's LM head uses keras-hub's own eps (1e-5) and exact gelu: nothing to declare."""
+    assert _parity(corpus.converted("xlm-roberta", "masked-lm"))["declared_deviations"] == []
+
+
+def test_a_bare_albert_weights_file_is_refused_naming_what_it_lacks(corpus, tmp_path):
+    src = corpus.sources("albert", "base-model")["model.weights.h5"]
+    code, _, err = run_cli(["convert", str(src), str(tmp_path / "out")])
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and "Traceback" not in err
+    assert last.startswith(f"tf2pt: error: {src}: the source records no num_hidden_layers")
+    assert "preset" in last and not (tmp_path / "out").exists()
+
+
+# --- a wrong fact in a table is caught ----------------------------------------------------------
+
+
+@pytest.fixture
+def mutated_tables(tmp_path, monkeypatch):
+    """The shipped tables in a temporary directory, with edits applied to one of them."""
+    from converter import table_config
+    from converter.tables import load as table_loader
+    from converter.tables import load_table, tables_dir
+
+    tables = tmp_path / "mappings"
+    shutil.copytree(tables_dir(), tables)
+    monkeypatch.setattr(table_loader, "tables_dir", lambda: tables)
+
+    def mutate(name: str, edit) -> None:
+        path = tables / f"{name}.yaml"
+        data = yaml.safe_load(path.read_text())
+        edit(data)
+        path.write_text(yaml.safe_dump(data))
+        load_table.cache_clear()
+        table_config.target_rules.cache_clear()
+
+    yield mutate
+    load_table.cache_clear()
+    table_config.target_rules.cache_clear()
+
+
+def _head_as_target_dropped(data: dict) -> None:
+    del data["reference"]["heads"]["masked-lm"]["head_as_target"]
+
+
+MUTATIONS = {
+    # keras-hub's encoder uses the tanh gelu: the exact one differs from the first layer on
+    "bert exact gelu": ("bert", "base-model", {"hidden_act": "gelu"}, "hidden_states[1]"),
+    # keras-hub's BERT normalises with 1e-12: RoBERTa's 1e-5 shows at the embeddings
+    "bert eps 1e-5": (
+        "bert",
+        "sequence-classification",
+        {"layer_norm_eps": 1e-5},
+        "hidden_states[0]",
+    ),
+    # keras-hub's DistilBERT uses the exact gelu: the tanh form differs from the first layer on
+    "distilbert tanh gelu": (
+        "distilbert",
+        "base-model",
+        {"activation": "gelu_new"},
+        "hidden_states[1]",
+    ),
+    # keras-hub's ALBERT uses the tanh gelu in its shared layers
+    "albert exact gelu": (
+        "albert",
+        "sequence-classification",
+        {"hidden_act": "gelu"},
+        "hidden_states[1]",
+    ),
+    # the masked-LM head declared equal to keras-hub's when it is not
+    "bert head as keras-hub's": ("bert", "masked-lm", _head_as_target_dropped, "logits"),
+}
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+def test_a_wrong_fact_in_the_table_fails_parity_where_it_first_matters(
+    corpus, mutated_tables, mutation, tmp_path
+):
+    arch, head, change, first = MUTATIONS[mutation]
+    src = corpus.sources(arch, head)["preset"]
+    table = f"{arch}-keras-hub"
+    if callable(change):
+        mutated_tables(table, change)
+    else:
+        mutated_tables(table, lambda data: data["config_defaults"].update(change))
+    out = tmp_path / "out"
+    code, _, err = run_cli(["convert", str(src), str(out)])
+    assert code == 1 and "parity failed" in err and "Traceback" not in err, err
+    assert not out.exists()
+    report = _parity(out.with_name("out.parity-failed"))
+    assert report["first_divergence"]["name"] == first
+    failed = next(o for o in report["outputs"] if o["name"] == first)
+    assert failed["max_abs_diff"] > failed["tolerance"]
+
+
+# --- transformers 5 -----------------------------------------------------------------------------
+
+LOAD_ALL = r"""
+import json, sys
+import numpy as np, torch, transformers
+ids = torch.from_numpy(np.load(sys.argv[1]))
+report = {"version": transformers.__version__, "models": {}}
+for out_dir in sys.argv[2:]:
+    config = json.load(open(out_dir + "/config.json"))
+    cls = getattr(transformers, config["architectures"][0])
+    model, info = cls.from_pretrained(out_dir, output_loading_info=True)
+    model.eval()
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=torch.ones_like(ids))
+    first = out.logits if "logits" in out else out.last_hidden_state
+    np.save(out_dir + "/hf5.npy", first.numpy())
+    report["models"][out_dir] = {k: list(v) for k, v in info.items() if v}
+print(json.dumps(report))
+"""
+
+
+def test_every_converted_preset_loads_strictly_and_computes_the_same_in_transformers_5(
+    corpus, tmp_path
+):
+    import torch
+    import transformers
+
+    assert HF5_PYTHON.exists(), f"{HF5_PYTHON} is missing: run `make install`"
+    outs = [corpus.converted(arch, head) for arch, head in CASES]
+    ids = np.random.default_rng(0).integers(1000, 20000, size=(2, 12)).astype(np.int64)
+    np.save(tmp_path / "ids.npy", ids)
+    run = subprocess.run(
+        [str(HF5_PYTHON), "-c", LOAD_ALL, str(tmp_path / "ids.npy"), *map(str, outs)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report["version"].startswith("5.")
+    assert report["models"] == {str(out): {} for out in outs}
+    for out in outs:
+        config = read_json(out / "config.json")
+        cls = getattr(transformers, config["architectures"][0])
+        model, info = cls.from_pretrained(str(out), output_loading_info=True)
+        assert all(not v for v in info.values()), (out, info)
+        model.eval()
+        with torch.no_grad():
+            result = model(
+                input_ids=torch.from_numpy(ids),
+                attention_mask=torch.ones_like(torch.from_numpy(ids)),
+            )
+        first = result.logits if "logits" in result else result.last_hidden_state
+        # the two versions may order float32 sums differently: the same within the gate
+        name = "logits" if "logits" in result else f"hidden_states[{LAYERS}]"
+        gate = next(o for o in _parity(out)["outputs"] if o["name"] == name)
+        assert np.abs(np.load(out / "hf5.npy") - first.numpy()).max() <= gate["tolerance"], out
+
+
+# --- what is not keras-hub's encoder family ----------------------------------------------------
+
+
+def test_a_keras_hub_model_of_another_family_is_refused_listing_what_converts(tmp_path):
+    import keras_hub
+
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=50,
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=16,
+    )
+    backbone.save_to_preset(str(tmp_path / "gpt2"))
+    code, _, err = run_cli(["convert", str(tmp_path / "gpt2"), str(tmp_path / "out")])
+    assert code == 2 and "Traceback" not in err
+    assert "model_type 'gpt2' is not a supported architecture for keras-hub checkpoints" in err
+    for arch, family in FAMILIES.items():
+        assert ", ".join(sorted(family.keras.values())) in err, arch
+    assert not (tmp_path / "out").exists()
