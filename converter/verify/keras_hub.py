@@ -8,11 +8,13 @@ keras_hub_spec.py).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
+from ..errors import ParityError
 from ..plan import Plan
 from ..readers import Source
 from .inputs import Batch
@@ -100,31 +102,21 @@ class KerasHubRunner:
             outputs[name] = np.asarray(value, np.float32)
         return outputs
 
-    def masked_lm_logits(self, last_hidden: np.ndarray, mask: np.ndarray) -> Any:
+    def masked_lm_logits(self, last_hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """The masked-LM head on every position; run as the PyTorch class computes it when the
         table says the two differ, its own output then measured against that."""
         head = self.task.masked_lm_head
         rows, width = last_hidden.shape[:2]
         every_position = np.tile(np.arange(width, dtype=np.int32), (rows, 1))
-        own = np.asarray(head(last_hidden, every_position, training=False), np.float32)
+
+        def logits() -> np.ndarray:
+            return np.asarray(head(last_hidden, every_position, training=False), np.float32)
+
+        own = logits()
         if not self.as_target:
             return own
-        norm, dense = head._intermediate_layer_norm, head._intermediate_dense
-        kept = {"epsilon": norm.epsilon, "activation": dense.activation}
-        own_facts = {
-            "layer_norm_epsilon": norm.epsilon,
-            "activation": getattr(dense.activation, "__name__", str(dense.activation)),
-        }
-        own_facts = {k: v for k, v in own_facts.items() if k in self.as_target}
-        norm.epsilon = self.as_target.get("layer_norm_epsilon", norm.epsilon)
-        if "activation" in self.as_target:
-            name, kwargs = KERAS_ACTIVATIONS[self.as_target["activation"]]
-            function = getattr(self.keras.activations, name)
-            dense.activation = lambda x: function(x, **kwargs)
-        try:
-            as_target = np.asarray(head(last_hidden, every_position, training=False), np.float32)
-        finally:
-            norm.epsilon, dense.activation = kept["epsilon"], kept["activation"]
+        with _computing_as(head, self.as_target, self.keras) as own_facts:
+            as_target = logits()
         real = mask.astype(bool)
         self._measured.append(
             (
@@ -156,6 +148,27 @@ class KerasHubRunner:
         ]
 
 
+@contextmanager
+def _computing_as(head, target: dict[str, Any], keras) -> Iterator[dict[str, Any]]:
+    """keras-hub's MaskedLMHead set, for the duration, to the activation and LayerNorm epsilon
+    the PyTorch class uses; yields the head's own values of what it changes."""
+    norm, dense = head._intermediate_layer_norm, head._intermediate_dense
+    kept = (norm.epsilon, dense.activation)
+    own = {
+        "layer_norm_epsilon": norm.epsilon,
+        "activation": getattr(dense.activation, "__name__", str(dense.activation)),
+    }
+    norm.epsilon = target.get("layer_norm_epsilon", norm.epsilon)
+    if "activation" in target:
+        name, kwargs = KERAS_ACTIVATIONS[target["activation"]]
+        function = getattr(keras.activations, name)
+        dense.activation = lambda x: function(x, **kwargs)
+    try:
+        yield {k: v for k, v in own.items() if k in target}
+    finally:
+        norm.epsilon, dense.activation = kept
+
+
 def call_outputs(backbone, attributes: list) -> list:
     """The outputs of the layers held by the backbone's `attributes`, one per call, in the order
     the functional graph calls them (a shared layer called twice gives two). An entry that is a
@@ -164,8 +177,13 @@ def call_outputs(backbone, attributes: list) -> list:
     wanted: list = []
     for entry in attributes:
         names = entry if isinstance(entry, list) else [entry]
-        found = next(getattr(backbone, n) for n in names if hasattr(backbone, n))
-        wanted += _flatten(found)
+        present = [n for n in names if hasattr(backbone, n)]
+        if not present:
+            raise ParityError(
+                f"keras-hub's {type(backbone).__name__} has no {' or '.join(names)} "
+                "(the table's reference.hidden_states)"
+            )
+        wanted += _flatten(getattr(backbone, present[0]))
     ids = {id(layer) for layer in wanted}
     by_depth = backbone._nodes_by_depth  # Keras 3 Functional: depth 0 is the output side
     return [
