@@ -158,10 +158,8 @@ FORMS_CASES = [
     ("xlm-roberta", "sequence-classification", "model.keras"),
     ("xlm-roberta", "masked-lm", "model.weights.h5"),
     ("albert", "masked-lm", "model.keras"),
-    ("albert", "sequence-classification", "model.keras"),
     ("distilbert", "sequence-classification", "model.keras"),
     ("distilbert", "masked-lm", "model.weights.h5"),
-    ("distilbert", "base-model", "model.weights.h5"),
     ("electra", "base-model", "model.weights.h5"),
 ]
 # a bare weights file records no dropout rates: the config class's defaults stand in
@@ -355,7 +353,8 @@ def test_every_converted_preset_loads_strictly_and_computes_the_same_in_transfor
         # the two versions may order float32 sums differently: the same within the gate
         name = "logits" if "logits" in result else f"hidden_states[{LAYERS}]"
         gate = next(o for o in _parity(out)["outputs"] if o["name"] == name)
-        assert np.abs(np.load(out / "hf5.npy") - first.numpy()).max() <= gate["tolerance"], out
+        diff = float(np.abs(np.load(out / "hf5.npy") - first.numpy()).max())
+        assert diff <= gate["tolerance"], (out.name, name, diff, gate["tolerance"])
 
 
 # --- what is not keras-hub's encoder family ----------------------------------------------------
