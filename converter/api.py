@@ -7,6 +7,7 @@ modules that do the work.)
 
     result = convert("tf-checkpoint/", "pytorch-model/")      # raises on any failure
     result.report["counts"], result.parity.least_margin
+    convert(src, out, settings={"hidden_act": "gelu_new"}, patches=["swap=q.weight,k.weight"])
     parity = verify("tf-checkpoint/", "pytorch-model/")       # a ParityResult; check .passed
     found = doctor("pytorch_model.bin", arch="bert", settings={"num_attention_heads": 12})
 
@@ -23,17 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .convert import (
+from .errors import InputError
+from .pipeline import (
     DEFAULT_MAX_SHARD_BYTES,
-    Analysis,
     ConversionResult,
     ConvertOptions,
-    open_with_table,
     parity_failed_dir,
-    plan_source,
 )
-from .convert import convert as _convert
-from .errors import InputError
+from .pipeline import convert as _convert
+from .plan.analysis import Analysis, open_with_table, plan_source
+from .provenance import Patch, parse_patch
 
 if TYPE_CHECKING:
     from .doctor import Examination
@@ -70,6 +70,9 @@ def convert(
     texts: tuple[str, ...] = (),
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
     tokenizer: str | Path | None = None,
+    settings: dict[str, Any] | None = None,
+    config: str | Path | None = None,
+    patches: tuple[str | Patch, ...] | list[str | Patch] = (),
     progress: Progress = _quiet,
     own_process: bool = False,
 ) -> ConversionResult:
@@ -78,28 +81,35 @@ def convert(
     Returns the conversion report (and `.parity`, the ParityResult, when verified). Parity is
     judged against the measured float32 noise unless `atol`/`rtol` fix the bounds. A parity
     failure raises ParityError and leaves its evidence in `<out>.parity-failed/`.
+    `settings` are values for the converted model's config (`--set`, transformers' terms; the
+    TF reference never takes them, so parity tests them); `config` is a config file to read as
+    the source's own (`--config`); `patches` are `--patch` fixes ("op=tensor[,tensor]").
     `own_process` is for the `tf2pt` command only (see verify/torch_side.py)."""
     options = ConvertOptions(
-        head,
-        arch,
-        num_labels,
-        force,
-        max_shard_bytes,
-        Path(tokenizer) if tokenizer is not None else None,
-        tuple(texts),
+        head=head,
+        arch=arch,
+        num_labels=num_labels,
+        force=force,
+        max_shard_bytes=max_shard_bytes,
+        tokenizer=Path(tokenizer) if tokenizer is not None else None,
+        texts=tuple(texts),
+        settings=dict(settings or {}),
+        config_file=Path(config) if config is not None else None,
+        patches=tuple(p if isinstance(p, Patch) else parse_patch(p) for p in patches),
     )
     gate = _gate(atol, rtol)
     results: list[ParityResult] = []
 
     def check(analysis: Analysis, staged: Path):
+        from .report.parity import write_reports
         from .verify.parity import run_parity
-        from .verify.report import write_reports
 
         result = run_parity(
             analysis, staged, gate, texts, progress, published_as=Path(out), own_process=own_process
         )
         if not result.passed:  # kept beside OUT, not as OUT
             result.output = str(parity_failed_dir(Path(out)))
+        result.patches = [p.to_dict() for p in options.patches]
         write_reports(result, staged)
         progress(parity_line(result))
         results.append(result)
@@ -118,14 +128,17 @@ def verify(
     atol: float | None = None,
     rtol: float | None = None,
     texts: tuple[str, ...] = (),
+    config: str | Path | None = None,
     progress: Progress = _quiet,
     own_process: bool = False,
 ) -> ParityResult:
     """Run `src`'s TF model and the converted model in `out` on the same inputs and compare;
     the reports are written into `out`; the tokenizers are compared too (`.tokenizer`). Returns
-    the result whatever it says: `.failure()` is the error the command raises, if any."""
+    the result whatever it says: `.failure()` is the error the command raises, if any.
+    `config` is the source's config file when it is not beside the weights (`--config`); what
+    the converted model assumed is read from `out`'s conversion_report.json."""
+    from .report.parity import write_reports
     from .verify.parity import run_parity
-    from .verify.report import write_reports
 
     out = Path(out)
     gate = _gate(atol, rtol)
@@ -136,17 +149,30 @@ def verify(
         raise InputError(
             "not a converted model directory (no readable config.json with architectures)", out
         ) from None
-    source, table = open_with_table(src, arch)
+    source, table = open_with_table(src, arch, Path(config) if config is not None else None)
     head = table.head_for_class(class_name)
     if head is None:
         raise InputError(f"{class_name} is not a {table.architecture} class", out)
     labels = out_config.get("id2label")
-    options = ConvertOptions(arch=arch, head=head, num_labels=len(labels) if labels else None)
-    analysis = plan_source(source, table, options)
+    analysis = plan_source(source, table, head=head, num_labels=len(labels) if labels else None)
     result = run_parity(analysis, out, gate, texts, progress, own_process=own_process)
+    _assumed_by_the_conversion(result, out)
     write_reports(result, out)
     result.tokenizer = _tokenizer_parity(source, out, texts, progress)
     return result
+
+
+def _assumed_by_the_conversion(result: ParityResult, out: Path) -> None:
+    """What OUT's config rests on is what its conversion assumed and was told (--set, --patch),
+    as its conversion_report.json records; without one, what this analysis of the source
+    assumes stands."""
+    from .report.conversion import REPORT_FILE
+
+    try:
+        report = json.loads((out / REPORT_FILE).read_text())
+        result.assumptions, result.patches = report["assumptions"], report["patches"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
 
 
 def _tokenizer_parity(source, out: Path, texts: tuple[str, ...], progress: Progress):
@@ -196,7 +222,15 @@ def doctor(
     from .doctor import examine
 
     model_path = Path(model) if model is not None else None
-    found = examine(Path(ckpt), model_path, arch, head, num_labels, drop_head, dict(settings or {}))
+    found = examine(
+        Path(ckpt),
+        model=model_path,
+        arch=arch,
+        head=head,
+        num_labels=num_labels,
+        drop_head=drop_head,
+        overrides=dict(settings or {}),
+    )
     written = []
     if fix is not None:
         written = repair(
@@ -229,20 +263,22 @@ def repair(
         examination.target,
         examination.diagnosis,
         Path(out),
-        force,
-        max_shard_bytes,
-        Path(model) if model is not None else None,
-        accept_assumed,
-        progress,
+        force=force,
+        max_shard_bytes=max_shard_bytes,
+        model=Path(model) if model is not None else None,
+        accept_assumed=accept_assumed,
+        progress=progress,
     )
 
 
 def parity_line(result: ParityResult) -> str:
     """The one-line verdict the command prints."""
+    from .report.parity import margin_text
+
     margin = result.least_margin
     return (
         f"parity {'passed' if result.passed else 'FAILED'}: max abs diff "
         f"{result.max_abs_diff:.3g}; least margin "
-        + ("∞ (exact)" if margin is None else f"{margin:.2g}×")
+        + ("∞ (exact)" if margin is None else margin_text(margin))
         + f" under {result.gate.short()}"
     )

@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 
 from .errors import MissingDependencyError
-from .verify.reference_spec import RUNNERS
+from .tables.reference import RUNNERS
 
 
 @dataclass(frozen=True)

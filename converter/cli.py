@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import os
 import re
 import signal
 import sys
@@ -12,16 +12,16 @@ from pathlib import Path
 import click
 
 from . import __version__, api
-from .accounting_text import accounting_table, placement_text
-from .conversion_report import source_row
-from .convert import (
-    ConvertOptions,
-    analyse,
-)
 from .errors import BatchError, InputError, Tf2ptError, UsageError
-from .table_config import family_tables, model_keys
+from .plan.accounting_text import accounting_table, placement_text
+from .plan.analysis import analyse
+from .progress import Ticker
+from .provenance import parse_patch, parse_settings
+from .report.conversion import source_row
 from .tables import load_table, table_names
-from .writer import json_text
+from .tables.config_keys import family_tables, model_keys
+from .tf_import import VERBOSE_ENV
+from .write.model_files import json_text
 
 SIZE_UNITS = {
     "": 1,
@@ -35,8 +35,15 @@ SIZE_UNITS = {
 }
 
 
-def _say(message: str) -> None:
+def _echo(message: str) -> None:
     click.echo(f"tf2pt: {message}", err=True)
+
+
+def _say(message: str) -> None:
+    """A progress line, through the command's Ticker (progress.py) when one runs."""
+    context = click.get_current_context(silent=True)
+    say = (context.obj or {}).get("say") if context is not None else None
+    (say or _echo)(message)
 
 
 def _size(text: str) -> int:
@@ -52,7 +59,12 @@ def _print_json(data: object) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tf2pt")
-@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks for errors.")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Show tracebacks for errors, and TensorFlow's own start-up log lines.",
+)
 def cli(verbose: bool) -> None:
     """Convert TensorFlow/Keras transformer encoder checkpoints (every architecture and source
     layout `tf2pt archs` lists) to PyTorch, account for every weight, and prove parity by running
@@ -81,6 +93,17 @@ def _tolerance_options(command):
     return atol(rtol(command))
 
 
+def _config_option(command):
+    """--config FILE: the source's config, read as if it were the file beside the weights."""
+    return click.option(
+        "--config",
+        type=click.Path(path_type=Path),
+        help="The source's config file (bert_config.json, config.json, …), read in the "
+        "producer's terms in place of the one beside the weights (or where there is none); "
+        "the TF reference is built from it too.",
+    )(command)
+
+
 @cli.command("convert")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
@@ -103,6 +126,25 @@ def _tolerance_options(command):
     help="Tokenizer to convert when it is not beside the weights: a keras-hub preset or assets "
     "dir, a .keras file, an HF tokenizer dir or a vocab.txt.",
 )
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A value for the converted model's config.json, in transformers' terms (e.g. "
+    "hidden_act=gelu_new), over the source config and the table's defaults; the TF reference "
+    "is not changed, so parity tests it. Repeatable.",
+)
+@_config_option
+@click.option(
+    "--patch",
+    "patches",
+    multiple=True,
+    metavar="OP=TENSOR[,TENSOR…]",
+    help="A weight-layout fix applied to the converted tensors (PyTorch names) before they are "
+    "written: transpose (a square weight), swap (two tensors of one shape), permute_heads (a "
+    "q/k/v weight's [heads, head_dim] rows to [head_dim, heads]), zero (a bias). Repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the conversion report as JSON.")
 def convert_cmd(
     src,
@@ -117,11 +159,16 @@ def convert_cmd(
     texts,
     max_shard_size,
     tokenizer,
+    settings,
+    config,
+    patches,
     as_json,
 ):
     """Convert the checkpoint SRC into the PyTorch directory OUT (then verify parity)."""
     if tokenizer is not None and not tokenizer.exists():
         raise InputError("no such file or directory", tokenizer, "check the --tokenizer path")
+    overrides = parse_settings(settings)
+    fixes = tuple(parse_patch(p) for p in patches)
     if not no_verify:
         _needs(
             "verify",
@@ -141,6 +188,9 @@ def convert_cmd(
         texts=texts,
         max_shard_bytes=_size(max_shard_size),
         tokenizer=tokenizer,
+        settings=overrides,
+        config=config,
+        patches=fixes,
         progress=_say,
         own_process=_own_process(),
     )
@@ -161,11 +211,15 @@ def convert_cmd(
 @_tolerance_options
 @click.option("--text", "texts", multiple=True, help="Real text for parity (needs a tokenizer).")
 @click.option("--arch", help="Architecture table to use (default: the config's model_type).")
+@_config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the parity report as JSON.")
-def verify_cmd(src, out, atol, rtol, texts, arch, as_json):
-    """Run SRC's TF model and the converted model in OUT on the same inputs; compare."""
+def verify_cmd(src, out, atol, rtol, texts, arch, config, as_json):
+    """Run SRC's TF model and the converted model in OUT on the same inputs; compare.
+
+    (No --set or --patch: they change what OUT is, and OUT is already written; verify checks
+    it as it is against the source, whose config --config may give.)"""
     _needs("verify", "verify")
-    from .verify.report import MD_FILE
+    from .report.parity import MD_FILE
 
     result = api.verify(
         src,
@@ -174,6 +228,7 @@ def verify_cmd(src, out, atol, rtol, texts, arch, as_json):
         atol=atol,
         rtol=rtol,
         texts=texts,
+        config=config,
         progress=_say,
         own_process=_own_process(),
     )
@@ -189,10 +244,12 @@ def verify_cmd(src, out, atol, rtol, texts, arch, as_json):
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("--head", help="Account under this head instead of the detected one.")
 @click.option("--arch", help="Architecture table to use.")
+@_config_option
 @click.option("--json", "as_json", is_flag=True)
-def inspect_cmd(src, head, arch, as_json):
-    """Show the source's format, architecture, head, config and every tensor's fate."""
-    analysis = analyse(src, ConvertOptions(head=head, arch=arch))
+def inspect_cmd(src, head, arch, config, as_json):
+    """Show the source's format, architecture, head, config (with every value the source does
+    not state, and why) and every tensor's fate."""
+    analysis = analyse(src, head=head, arch=arch, config_file=config)
     source, plan = analysis.source, analysis.plan
     placements = plan.placements()
     keys = model_keys(plan.table, family_tables(plan.table.architecture))
@@ -210,6 +267,7 @@ def inspect_cmd(src, head, arch, as_json):
                 ],
                 "clean": plan.clean,
                 "notes": plan.notes,
+                "assumptions": [a.to_dict() for a in analysis.assumptions],
             }
         )
         return
@@ -219,6 +277,8 @@ def inspect_cmd(src, head, arch, as_json):
     click.echo("config:  " + ", ".join(f"{k}={plan.dims.get(k)}" for k in keys))
     for note in plan.notes:
         click.echo(f"note:    {note}")
+    for assumption in analysis.assumptions:
+        click.echo(f"config:  {assumption.line()}")
     width = max((len(t.name) for t in source.tensors), default=0)
     for t in source.tensors:
         text = placement_text(placements[t.name])
@@ -238,7 +298,7 @@ def summarize_cmd(out_dir, sources):
     """Write OUT_DIR/summary.json and summary.md for a batch conversion (make convert-all).
 
     Exits 1 when any source failed or did not run."""
-    from .summary import SUMMARY_MD, write_summary
+    from .report.summary import SUMMARY_MD, write_summary
 
     if not out_dir.is_dir():
         raise InputError("not a directory", out_dir, "run make convert-all first")
@@ -257,22 +317,6 @@ def summarize_cmd(out_dir, sources):
             out_dir,
             "see summary.md and each <name>.log",
         )
-
-
-def _settings(pairs: tuple[str, ...]) -> dict[str, object]:
-    """`--set key=value` pairs; values read as JSON (12, 1e-5, true), else as text (gelu)."""
-    settings: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise UsageError(
-                f"cannot read --set '{pair}'", hint="write e.g. --set num_attention_heads=12"
-            )
-        try:
-            settings[key.strip()] = json.loads(text)
-        except ValueError:
-            settings[key.strip()] = text
-    return settings
 
 
 @cli.command("doctor")
@@ -334,7 +378,7 @@ def doctor_cmd(
 
     _needs("doctor", "doctor")
     max_shard_bytes = _size(max_shard_size)
-    overrides = _settings(settings)
+    overrides = parse_settings(settings)
     found = api.doctor(
         ckpt,
         model=model,
@@ -378,7 +422,7 @@ def sweep_cmd(directories):
     """Remove the hidden partial outputs (.NAME.tf2pt-partial-PID) that killed runs left in
     DIRECTORIES, never a live run's. convert and doctor --fix do this for their own output;
     make convert-all does it for OUT_DIR."""
-    from .staging import sweep_stale
+    from .write.staging import sweep_stale
 
     for directory in directories:
         if not directory.is_dir():
@@ -451,11 +495,17 @@ def main(argv: list[str] | None = None) -> None:
     own_process = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in argv or "--verbose" in argv
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        cli.main(
-            args=argv, prog_name="tf2pt", standalone_mode=False, obj={"own_process": own_process}
-        )
+        with Ticker(_echo).running() as ticker:
+            cli.main(
+                args=argv,
+                prog_name="tf2pt",
+                standalone_mode=False,
+                obj={"own_process": own_process, "say": ticker},
+            )
     except Tf2ptError as exc:
         if exc.details:
             click.echo(exc.details, err=True)

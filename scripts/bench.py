@@ -57,10 +57,10 @@ SAVED_MODEL = "roberta-base-savedmodel"
 TF_ALONE = """
 import os, sys
 os.environ.update(TF_CPP_MIN_LOG_LEVEL="3", USE_TORCH="0")
-from converter.convert import ConvertOptions, analyse
+from converter.plan.analysis import analyse
 from converter.verify.inputs import make_inputs
 from converter.verify.runners import declared_runner
-analysis = analyse(sys.argv[1], ConvertOptions())
+analysis = analyse(sys.argv[1])
 plan = analysis.plan
 inputs = make_inputs(plan.dims, plan.table.position_offset)
 runner = declared_runner(plan)(analysis.source, plan)

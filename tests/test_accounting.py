@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from converter.fates import SourceFate, TargetFate
+from converter.plan.fates import SourceFate, TargetFate
 
 from .conftest import copy_tree, nothing_written, run_cli
 from .h5edit import add_weight, delete_weight, scale_weight

@@ -296,11 +296,11 @@ def test_tf1_reference_declared_by_the_table_equals_transformers_tf_albert(kind,
     """The reference albert-tf1.yaml declares (the generic tf1-encoder on the checkpoint's own
     names: one shared block per group, the embedding projection) computes what TFAlbert*
     computes on the same weights, with gelu_new, modeling.py's "gelu"."""
-    from converter.convert import ConvertOptions, analyse
+    from converter.plan.analysis import analyse
     from converter.verify.inputs import make_inputs
     from converter.verify.runners import declared_runner
 
-    analysis = analyse(albert_tf1[kind], ConvertOptions())
+    analysis = analyse(albert_tf1[kind])
     runner = declared_runner(analysis.plan)(analysis.source, analysis.plan)
     class_name = TF1_KINDS[kind][0]
     hf_dir = albert_tf1[kind].parent / f"{kind}-hf"

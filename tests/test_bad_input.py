@@ -163,7 +163,7 @@ def test_a_pytorch_checkpoint_is_refused_unread_and_pointed_to_doctor(tmp_path):
 
 
 def test_interrupt_mid_conversion_leaves_no_output(tmp_path, tf_checkpoints, monkeypatch):
-    from converter import tensor_jobs
+    from converter.write import tensor_jobs
 
     calls = {"n": 0}
     real = tensor_jobs.chain_apply
@@ -183,7 +183,7 @@ def test_interrupt_mid_conversion_leaves_no_output(tmp_path, tf_checkpoints, mon
 
 SLOW_CONVERT = """
 import sys, time
-from converter import tensor_jobs
+from converter.write import tensor_jobs
 real = tensor_jobs.chain_apply
 def slow(ops, array):
     time.sleep(0.2)

@@ -106,18 +106,20 @@ def test_tf1_optimizer_slots_are_ignored_with_reasons_and_labels_come_from_the_w
     assert all("moment slot" in reason for name, reason in ignored.items() if name != "global_step")
     config = read_json(tf1_converted["classifier"] / "config.json")
     assert len(config["id2label"]) == 3  # bert_config.json has no label count
-    assert any("gelu_new" in n for n in report["notes"])
+    act = next(a for a in report["assumptions"] if a["key"] == "hidden_act")
+    assert (act["kind"], act["source_value"], act["value"]) == ("translated", "gelu", "gelu_new")
+    assert "tanh" in act["reason"]  # the table's reason, said with the value
 
 
 @pytest.mark.parametrize("kind", ["pretraining", "classifier"])
 def test_tf1_reference_model_matches_transformers_tf_bert(kind, tf1_checkpoints):
     """The TF1 reference (the generic tf1-encoder, reading the names bert-tf1.yaml declares) must
     compute what TFBert* computes on the same weights (with gelu_new, modeling.py's "gelu")."""
-    from converter.convert import ConvertOptions, analyse
+    from converter.plan.analysis import analyse
     from converter.verify.inputs import make_inputs
     from converter.verify.runners import declared_runner
 
-    analysis = analyse(tf1_checkpoints[kind], ConvertOptions())
+    analysis = analyse(tf1_checkpoints[kind])
     runner = declared_runner(analysis.plan)(analysis.source, analysis.plan)
     hf_dir = tf1_checkpoints[kind].parent / f"{kind}-hf"
     tf_model = getattr(transformers, "TF" + TF1_KINDS[kind]).from_pretrained(str(hf_dir))

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 TF2PT = Path(sys.executable).with_name("tf2pt")
+# What TensorFlow's C++ start-up writes to stderr by itself (tf_import.py holds it back)
+START_UP_NOTICES = ("absl::InitializeLog", "oneDNN custom operations", "cudart_stub", "I0000 ")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -21,11 +23,19 @@ def test_convert_then_verify_from_the_command_line(tf_checkpoints, tmp_path):
     report = json.loads(converted.stdout)
     assert report["class"] == "RobertaForTokenClassification"
     assert "parity passed" in converted.stderr
+    assert not [n for n in START_UP_NOTICES if n in converted.stderr], converted.stderr
+    lines = converted.stderr.splitlines()
+    assert all(line.startswith("tf2pt: ") for line in lines), converted.stderr
     assert json.loads((out / "parity_report.json").read_text())["passed"] is True
 
     verified = _run("verify", str(tf_checkpoints["token-classification"]), str(out))
     assert verified.returncode == 0, verified.stderr
     assert "parity passed" in verified.stderr
+    assert not [n for n in START_UP_NOTICES if n in verified.stderr], verified.stderr
+
+    loud = _run("-v", "verify", str(tf_checkpoints["token-classification"]), str(out))
+    assert loud.returncode == 0, loud.stderr
+    assert "cudart_stub" in loud.stderr or "absl::InitializeLog" in loud.stderr, loud.stderr
 
 
 def test_archs_and_help():

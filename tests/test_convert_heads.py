@@ -114,9 +114,9 @@ def test_table_targets_equal_the_pytorch_class_state_dict(head, tf_checkpoints):
     import torch
     import transformers
 
-    from converter.convert import ConvertOptions, analyse
+    from converter.plan.analysis import analyse
 
-    analysis = analyse(tf_checkpoints[head], ConvertOptions())
+    analysis = analyse(tf_checkpoints[head])
     assert analysis.plan.head == head
     config = transformers.RobertaConfig.from_pretrained(str(tf_checkpoints[head]))
     with torch.device("meta"):

@@ -17,9 +17,9 @@ import torch
 import transformers
 import yaml
 
-from converter import table_config
 from converter.errors import MappingTableError
-from converter.fates import SourceFate, TargetFate
+from converter.plan.fates import SourceFate, TargetFate
+from converter.tables import config_keys as table_config
 from converter.tables import load as table_loader
 from converter.tables import load_table, parse_table, table_names, tables_dir
 

@@ -392,11 +392,11 @@ def test_tf1_each_head_accounts_for_the_other_model_and_the_optimizer_with_reaso
 def test_tf1_reference_equals_transformers_tf_electra_on_the_same_weights(head, electra_tf1):
     """The table's tf1-encoder reference (modeling.py on the release's own names, projection
     included) computes what TFElectraForPreTraining / TFElectraForMaskedLM compute."""
-    from converter.convert import ConvertOptions, analyse
+    from converter.plan.analysis import analyse
     from converter.verify.inputs import make_inputs
     from converter.verify.tf1_encoder import Tf1EncoderRunner
 
-    analysis = analyse(electra_tf1["small"], ConvertOptions(head=head))
+    analysis = analyse(electra_tf1["small"], head=head)
     runner = Tf1EncoderRunner(analysis.source, analysis.plan)
     assert runner.project  # the small release projects both models' embeddings
     hf_dir = electra_tf1["small"].parent / f"{TF1_MODELS[head]}-hf"

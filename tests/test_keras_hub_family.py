@@ -222,7 +222,7 @@ def test_a_bare_albert_weights_file_is_refused_naming_what_it_lacks(corpus, tmp_
 @pytest.fixture
 def mutated_tables(tmp_path, monkeypatch):
     """The shipped tables in a temporary directory, with edits applied to one of them."""
-    from converter import table_config
+    from converter.tables import config_keys as table_config
     from converter.tables import load as table_loader
     from converter.tables import load_table, tables_dir
 

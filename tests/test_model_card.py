@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from converter.model_card import model_card
+from converter.report.model_card import model_card
 
 from .conftest import read_json, run_cli
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from converter.ops import (
+from converter.tables.ops import (
     DropRows,
     Flatten,
     MergeHeadsIn,

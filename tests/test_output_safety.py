@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from converter import staging
 from converter.errors import UsageError
-from converter.staging import PAUSE_ENV, StagedOutput
+from converter.write import staging
+from converter.write.staging import PAUSE_ENV, StagedOutput
 
 from .conftest import read_json, run_cli, staging_leftovers
 
@@ -270,7 +270,7 @@ def _fail_tensor_file_after(allowed: int, error: int):
     """The tensor file's writes fail after `allowed` bytes (None: opening it fails)."""
 
     def install(monkeypatch):
-        from converter import writer
+        from converter.write import model_files as writer
 
         def failing_open(path, mode="r", *args, **kwargs):
             if allowed is None:
@@ -283,7 +283,7 @@ def _fail_tensor_file_after(allowed: int, error: int):
 
 
 def _fail_config_json(monkeypatch):
-    from converter import convert as convert_module
+    from converter import pipeline as convert_module
 
     real = convert_module.write_json
 

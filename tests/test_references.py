@@ -21,7 +21,7 @@ import yaml
 from converter.capabilities import VERIFY_RUNNER_MODULES
 from converter.errors import MappingTableError
 from converter.tables import load_table, parse_table, table_names
-from converter.verify.reference_spec import RUNNERS, head_facts
+from converter.tables.reference import RUNNERS, head_facts
 
 DOCTOR_ONLY = {"fairseq"}  # layouts tf2pt only diagnoses; nothing to verify against
 
@@ -47,6 +47,16 @@ def test_every_verifiable_table_declares_a_registered_reference_runner():
         runner = table.reference.get("runner")
         assert runner in RUNNERS, name
         assert runner in VERIFY_RUNNER_MODULES, name
+
+
+def test_every_runner_a_table_may_name_has_an_implementing_class():
+    import importlib
+
+    from converter.verify.runners import RUNNER_CLASSES
+
+    assert set(RUNNER_CLASSES) == set(RUNNERS)
+    for module, cls in RUNNER_CLASSES.values():
+        assert hasattr(importlib.import_module(module, "converter.verify"), cls), (module, cls)
 
 
 def test_a_table_naming_an_unknown_runner_is_an_error_naming_the_file():
@@ -256,7 +266,7 @@ def _renamed(model, rules: list[tuple[str, str]]) -> dict[str, np.ndarray]:
 
 
 def _reference(block: str, tensors: dict[str, np.ndarray], dims: dict, head: str):
-    from converter.plan import Plan
+    from converter.plan.accounting import Plan
     from converter.readers.base import Source, SourceTensor
     from converter.verify.runners import declared_runner
 

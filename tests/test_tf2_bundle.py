@@ -69,9 +69,9 @@ def bundles(tmp_path_factory) -> dict[str, Path]:
 
 def _ours(prefix: Path):
     from converter.readers.bundle import Bundle
-    from converter.readers.tf1 import _data_shards
+    from converter.readers.checkpoint_files import data_shards
 
-    return Bundle(prefix, _data_shards(prefix))
+    return Bundle(prefix, data_shards(prefix))
 
 
 @pytest.mark.parametrize("kind", ["model-garden-with-adam", "slot-variables", "saved-model-dtypes"])

@@ -130,7 +130,7 @@ def test_output_config_writes_defaults_explicitly(tf_checkpoints, tmp_path):
 
 def test_row_block_streaming_writes_the_same_bytes(tf_checkpoints, tmp_path, monkeypatch):
     """Tiny blocks force every tensor through the block path (rows, and transposed columns)."""
-    from converter import tensor_jobs
+    from converter.write import tensor_jobs
 
     src = tf_checkpoints["masked-lm"]
     code, _, err = run_cli(["convert", str(src), str(tmp_path / "whole"), "--no-verify"])
@@ -151,7 +151,7 @@ def test_row_block_streaming_writes_the_same_bytes(tf_checkpoints, tmp_path, mon
 
 
 def test_block_streaming_still_checks_stored_copies(tf_checkpoints, tmp_path, monkeypatch):
-    from converter import tensor_jobs
+    from converter.write import tensor_jobs
 
     from .h5edit import scale_weight
 

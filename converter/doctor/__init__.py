@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..fates import SourceFate
+from ..plan.fates import SourceFate
 from .checkpoint import Checkpoint, open_checkpoint
 from .diagnose import Diagnosis, diagnose
 from .repairs import load_repairs
@@ -29,6 +29,7 @@ def _losses(diagnosis: Diagnosis) -> tuple[int, int]:
 
 def examine(
     path: Path,
+    *,
     model: Path | None = None,
     arch: str | None = None,
     head: str | None = None,

@@ -21,12 +21,14 @@ import numpy as np
 from ..errors import InputError
 from ..readers.base import (
     EXTRA_FILE_NAMES,
+    INDEX_FILE,
+    SAFETENSORS_DTYPES,
+    SINGLE_FILE,
     TOKENIZER_FILE_NAMES,
     read_json_object,
     shard_index,
     sibling_files,
 )
-from ..writer import INDEX_FILE, SAFETENSORS_DTYPES, SINGLE_FILE
 from . import fairseq
 
 PICKLED = "pytorch_model.bin"

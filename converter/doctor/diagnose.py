@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import UsageError
-from ..fates import SourceFate, TargetFate
-from ..ops import Op, OpShapeError, chain_shape
-from ..table_config import layer_of, target_rules
+from ..plan.fates import SourceFate, TargetFate
 from ..tables import load_table, table_names
+from ..tables.config_keys import layer_of, target_rules
+from ..tables.ops import Op, OpShapeError, chain_shape
 from .checkpoint import Checkpoint
 from .meaning import mismatch_meaning
 from .repairs import RepairBook, candidates, load_repairs, table_rules

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AccountingError, ConfigConflictError, InputError
-from ..fates import SourceFate
-from ..ops import chain_apply
-from ..readers.base import EXTRA_FILE_NAMES, TOKENIZER_FILE_NAMES, sibling_files
-from ..staging import Progress
-from ..writer import SAFETENSORS_DTYPES, StagedOutput, TensorJob, write_json, write_model
+from ..plan.fates import SourceFate
+from ..readers.base import EXTRA_FILE_NAMES, SAFETENSORS_DTYPES, TOKENIZER_FILE_NAMES, sibling_files
+from ..tables.ops import chain_apply
+from ..write.model_files import TensorJob, write_json, write_model
+from ..write.staging import Progress, StagedOutput
 from .checkpoint import Checkpoint, StoredTensor
 from .diagnose import ASSUMED, LOSSY, Diagnosis
 from .target import Target, transformers_without_tf
@@ -102,6 +102,7 @@ def write_fixed(
     target: Target,
     diagnosis: Diagnosis,
     out: Path,
+    *,
     force: bool,
     max_shard_bytes: int,
     model: Path | None = None,

@@ -4,7 +4,7 @@ the table's shape spec: the config key whose value differs, the label count, the
 from __future__ import annotations
 
 from ..errors import UsageError
-from ..table_config import POSITIONS_KEY, target_rule, target_rules
+from ..tables.config_keys import POSITIONS_KEY, target_rule, target_rules
 from .target import Target
 
 

@@ -10,8 +10,8 @@ from functools import cache
 from typing import Any
 
 from ..errors import MappingTableError
-from ..ops import Op
 from ..tables import Pattern, load_table, table_names, tables_dir
+from ..tables.ops import Op
 from ..tables.schema import load_yaml
 from ..tables.schemas import REPAIRS
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ..fates import SourceFate, TargetFate, label
+from ..plan.fates import SourceFate, TargetFate, label
 from .diagnose import Diagnosis, KeyFate
 
 EXAMPLES_PER_REPAIR = 3

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import InputError, UsageError
 from ..readers.base import read_json_object
-from ..table_config import (
+from ..tables.config_keys import (
     config_guesses,
     dims_from_targets,
     family_defaults,

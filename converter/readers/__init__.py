@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..writer import INDEX_FILE, SINGLE_FILE
 from . import hf_keras, keras3, tf1, tf2
-from .base import Source, SourceTensor
+from .base import INDEX_FILE, SINGLE_FILE, Source, SourceTensor
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ class Source:
     extra_files: list[Path] = field(default_factory=list)  # copied as-is (generation_config.json)
     close: Callable[[], None] = field(default=lambda: None, repr=False)  # release open files
     form: str = ""  # the on-disk form within the layout (".keras", "preset", …), for runners
+    own_config: dict[str, Any] | None = None  # the config beside it, when --config replaced it
 
     def tensor_map(self) -> dict[str, SourceTensor]:
         return {t.name: t for t in self.tensors}
@@ -76,6 +77,21 @@ TOKENIZER_FILE_NAMES = (
     "dict.txt",
 )
 EXTRA_FILE_NAMES = ("generation_config.json",)
+
+# A Hugging Face PyTorch model directory's weights: read by the doctor, written by the writer.
+SAFETENSORS_DTYPES = {  # numpy dtype code → safetensors dtype name
+    "f2": "F16",
+    "f4": "F32",
+    "f8": "F64",
+    "i1": "I8",
+    "i2": "I16",
+    "i4": "I32",
+    "i8": "I64",
+    "u1": "U8",
+    "b1": "BOOL",
+}
+SINGLE_FILE = "model.safetensors"
+INDEX_FILE = "model.safetensors.index.json"
 
 
 def json_object(text: str, where: Path) -> dict[str, Any]:

@@ -8,7 +8,6 @@ imported here, lazily, and only for this layout. `bert_config.json` is the sourc
 
 from __future__ import annotations
 
-import re
 from functools import partial
 from pathlib import Path
 
@@ -24,15 +23,9 @@ from .base import (
     read_json_object,
     sibling_files,
 )
+from .checkpoint_files import DATA_SHARD, INDEX_SUFFIX, checkpoint_step, data_shards
 
 LAYOUT = "tf1-checkpoint"
-INDEX_SUFFIX = ".index"
-DATA_SHARD = re.compile(r"\.data-(\d{5})-of-(\d{5})$")
-
-
-def _step(prefix: Path) -> int:
-    m = re.search(r"-(\d+)$", prefix.name)
-    return int(m.group(1)) if m else -1
 
 
 def _prefix(path: Path) -> Path | None:
@@ -44,7 +37,7 @@ def _prefix(path: Path) -> Path | None:
     if path.is_dir():
         prefixes = [p.with_name(p.name.removesuffix(INDEX_SUFFIX)) for p in path.glob("*.index")]
         prefixes = [p for p in prefixes if "ckpt" in p.name]
-        return max(prefixes, key=lambda p: (_step(p), p.name)) if prefixes else None
+        return max(prefixes, key=lambda p: (checkpoint_step(p), p.name)) if prefixes else None
     if DATA_SHARD.search(path.name) and path.is_file():
         return path.with_name(DATA_SHARD.sub("", path.name))
     return None
@@ -52,31 +45,6 @@ def _prefix(path: Path) -> Path | None:
 
 def probe(path: Path) -> bool:
     return _prefix(path) is not None
-
-
-def _data_shards(prefix: Path) -> list[Path]:
-    """The `.data-0000k-of-0000n` files; all n of them must be there."""
-    found = sorted(prefix.parent.glob(prefix.name + ".data-*-of-*"))
-    if not found:
-        raise InputError(
-            f"the checkpoint's data file ({prefix.name}.data-00000-of-0000N) is missing",
-            prefix.with_name(prefix.name + INDEX_SUFFIX),
-            "the .index file only lists the variables; copy the .data-* file(s) next to it",
-        )
-    m = DATA_SHARD.search(found[0].name)
-    total = int(m.group(2)) if m else 1
-    expected = [
-        prefix.with_name(f"{prefix.name}.data-{i:05d}-of-{total:05d}") for i in range(total)
-    ]
-    missing = [p for p in expected if not p.exists()]
-    if missing:
-        raise InputError(
-            f"{len(missing)} of the checkpoint's {total} data shards are missing, e.g. "
-            f"{missing[0].name}",
-            prefix.parent,
-            "copy every .data-* shard next to the .index file",
-        )
-    return expected
 
 
 def _config_names() -> list[str]:
@@ -142,7 +110,7 @@ def _first_line(exc: Exception) -> str:
 def read(path: Path) -> Source:
     prefix = _prefix(path)
     assert prefix is not None, "read() called on a path probe() rejected"
-    shards = _data_shards(prefix)
+    shards = data_shards(prefix)
     config, config_path = _config(prefix.parent)
     bundle = _Bundle(prefix)
     reader = bundle.reader()

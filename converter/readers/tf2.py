@@ -27,7 +27,7 @@ from .base import (
     sibling_files,
 )
 from .bundle import Bundle
-from .tf1 import INDEX_SUFFIX, _data_shards, _step
+from .checkpoint_files import INDEX_SUFFIX, checkpoint_step, data_shards
 
 LAYOUT = "tf2"
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -60,7 +60,7 @@ def _checkpoint_prefix(path: Path) -> Path | None:
         candidates = [path.with_name(path.name.removesuffix(INDEX_SUFFIX))]
     elif path.is_dir():
         candidates = [p.with_name(p.name.removesuffix(INDEX_SUFFIX)) for p in path.glob("*.index")]
-        candidates.sort(key=lambda p: (_step(p), p.name), reverse=True)
+        candidates.sort(key=lambda p: (checkpoint_step(p), p.name), reverse=True)
     else:
         candidates = [path]
     return next(
@@ -168,7 +168,7 @@ def _config(directories: list[Path]) -> tuple[dict, Path | None]:
 
 def read(path: Path) -> Source:
     prefix, form = _bundle_prefix(path)
-    shards = _data_shards(prefix)
+    shards = data_shards(prefix)
     bundle = Bundle(prefix, shards)
     entries = bundle.entries
     named = _graph_tensors(bundle, set(entries))

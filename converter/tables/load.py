@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MappingTableError
-from ..ops import build_op
-from ..verify.reference_spec import check_reference, merge_references
 from .model import (
     CompiledHead,
     Duplicate,
@@ -26,6 +24,8 @@ from .model import (
     Table,
     Tie,
 )
+from .ops import build_op
+from .reference import check_reference, merge_references
 from .schema import load_yaml, validate
 from .schemas import KINDS, VOCABULARY, names_schema, table_schema
 from .shorthand import Kinds, expand_group
@@ -194,9 +194,24 @@ def _source_config_entry(where: str, data: dict) -> SourceConfigEntry:
         values=dict(data.get("values") or {}),
         or_tensor=_pattern(where, data["or_tensor"]) if "or_tensor" in data else None,
         divide=int(data.get("divide") or 0),
+        why=str(data.get("why") or ""),
         required=bool(data.get("required", False)),
         note=str(data.get("note") or ""),
     )
+
+
+def _config_defaults(data: dict | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """(key → default value, key → why it is the producer's) from `config_defaults:`, whose
+    entries are a bare value or `{value, why}`."""
+    values, reasons = {}, {}
+    for key, entry in (data or {}).items():
+        if isinstance(entry, dict):
+            values[key] = entry["value"]
+            if entry.get("why"):
+                reasons[key] = str(entry["why"])
+        else:
+            values[key] = entry
+    return values, reasons
 
 
 def _head(where: str, name: str, body: dict, groups: dict[str, Group]) -> Head:
@@ -236,11 +251,9 @@ def _check_head_targets(where: str, groups: list[Group]) -> None:
 REQUIRED = ("architecture", "layout", "model_type", "class_prefix", "groups", "heads")
 
 
-def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
-    """A Table from its merged YAML (see raw_table); shared files come from `directory`."""
-    where = f"mappings/{name}.yaml"
-    directory = directory or tables_dir()
-    kinds = kinds_of(directory)
+def _checked(where: str, data: dict, directory: Path, kinds: Kinds) -> tuple[dict, str]:
+    """The table's YAML validated against the schema, its `include:` files merged in, and the
+    `source_params` style its shorthand names tensors by."""
     validate(where, data, table_schema(tuple(kinds.kinds)))
     data = _with_included(directory, data, where)
     missing = [k for k in REQUIRED if k not in data]
@@ -251,28 +264,44 @@ def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
         raise MappingTableError(
             f"{where}: source_params '{style}' is not one of {', '.join(sorted(kinds.params))}"
         )
+    return data, style
+
+
+def _groups(where: str, data: dict, directory: Path, kinds: Kinds, style: str) -> dict[str, Group]:
+    """Every group, its shorthand expanded into rules, each source placeholder declared."""
     roles = _vocabulary(directory, data["vocabulary"]) if "vocabulary" in data else {}
     base = str(data.get("base_model_prefix") or "")
     subs = {"base": base, "scope": str(data.get("source_scope") or base)}
-    groups = {
-        g: _group(
-            f"{where}: groups.{g}",
-            expand_group(f"{where}: groups.{g}", b, kinds, roles, style, subs),
-        )
-        for g, b in data["groups"].items()
-    }
+    placeholders = set(data.get("placeholders") or {})
+    groups = {}
+    for g, body in data["groups"].items():
+        w = f"{where}: groups.{g}"
+        groups[g] = _group(w, expand_group(w, body, kinds, roles, style, subs))
+        for rule in groups[g].rules:
+            if set(rule.src.placeholders) - placeholders:
+                raise MappingTableError(
+                    f"{w}: '{rule.src.text}' uses a placeholder not declared under placeholders:"
+                )
+    return groups
+
+
+def _heads(where: str, data: dict, groups: dict[str, Group]) -> dict[str, Head]:
     heads = {h: _head(f"{where}: heads.{h}", h, b, groups) for h, b in data["heads"].items()}
     for h, head in heads.items():
         _check_head_targets(f"{where}: heads.{h}", [groups[g] for g in head.groups])
-    placeholders = dict(data.get("placeholders") or {})
-    for g, group in groups.items():
-        for rule in group.rules:
-            if set(rule.src.placeholders) - set(placeholders):
-                raise MappingTableError(
-                    f"{where}: groups.{g}: '{rule.src.text}' uses a "
-                    f"placeholder not declared under placeholders:"
-                )
+    return heads
+
+
+def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
+    """A Table from its merged YAML (see raw_table); shared files come from `directory`."""
+    where = f"mappings/{name}.yaml"
+    directory = directory or tables_dir()
+    kinds = kinds_of(directory)
+    data, style = _checked(where, data, directory, kinds)
+    groups = _groups(where, data, directory, kinds, style)
+    heads = _heads(where, data, groups)
     ignore = _ignore_rules(f"{where}: ignore", data.get("ignore"))
+    defaults, reasons = _config_defaults(data.get("config_defaults"))
     return Table(
         name=name,
         architecture=data["architecture"],
@@ -280,9 +309,10 @@ def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
         model_type=data["model_type"],
         model_types=tuple(data.get("model_types") or [data["model_type"]]),
         class_prefix=data["class_prefix"],
-        base_model_prefix=base,
-        placeholders=placeholders,
-        config_defaults=dict(data.get("config_defaults") or {}),
+        base_model_prefix=str(data.get("base_model_prefix") or ""),
+        placeholders=dict(data.get("placeholders") or {}),
+        config_defaults=defaults,
+        config_reasons=reasons,
         position_offset=int(data.get("position_offset") or 0),
         groups=groups,
         heads=heads,
@@ -299,6 +329,7 @@ def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
         reference=check_reference(where, data.get("reference"), set(heads)),
         config_guesses=dict(data.get("config_guesses") or {}),
         requires_config=str(data.get("requires_config") or ""),
+        head_count_key=str(data.get("head_count_key") or "num_attention_heads"),
         compiled_heads={
             h: CompiledHead.of([groups[g] for g in head.groups], head.ignore + ignore)
             for h, head in heads.items()

@@ -54,9 +54,17 @@ SOURCE_CONFIG = Obj(
         "add": int,
         "values": MapOf(ANY, key=ANY),
         "note": str,
+        # Why the value the source gives is translated (values, add) or guessed (divide):
+        # the reason every conversion states next to the value it assumed.
+        "why": str,
         "required": bool,  # refused when neither config nor weights hold it (`note` says why)
     },
     check=_source_config_check,
+)
+# A config default: the value, or the value with why it is the producer's (said in the reports).
+EXPLAINED = Obj({"value": SCALAR, "why": str}, frozenset({"value", "why"}))
+CONFIG_DEFAULT = OneOf(
+    (str, int, float, bool, type(None), EXPLAINED), "a number, string, bool, null or {value, why}"
 )
 SOURCE_NOTE = Obj({"key": str, "unless": ListOf(SCALAR), "note": str}, frozenset({"key", "note"}))
 HEAD = Obj(
@@ -109,7 +117,7 @@ def table_schema(kinds: tuple[str, ...]) -> Obj:
             "class_prefix": str,
             "base_model_prefix": str,
             "placeholders": MapOf(str),
-            "config_defaults": MapOf(SCALAR),
+            "config_defaults": MapOf(CONFIG_DEFAULT),
             "family_defaults": MapOf(OneOf((int, float, str, bool), "a number, string or bool")),
             "position_offset": int,
             "keep_source_config": bool,
@@ -122,6 +130,7 @@ def table_schema(kinds: tuple[str, ...]) -> Obj:
             # How a config-less checkpoint's unseen values are guessed (read by the doctor)
             "config_guesses": MapOf(MapOf(ANY)),
             "requires_config": str,  # the producer's config file; refused without it
+            "head_count_key": str,  # the config key holding the attention head count
         },
     )
 

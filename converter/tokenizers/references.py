@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import InputError
+from ..tf_import import tensorflow
 from .sources import KERAS_VOCAB_FILES, TokenizerPlan
 from .wordpiece import WordPiece
 
@@ -23,6 +24,7 @@ PREPROCESSOR_SUFFIX = "TextClassifierPreprocessor"  # RobertaTokenizer → Rober
 
 
 def _keras_hub(plan: TokenizerPlan, max_length: int) -> tuple[Encoder, str]:
+    tensorflow()  # Keras 3's backend, imported quietly first
     import keras
     import keras_hub
 

@@ -1,8 +1,8 @@
 """The TF reference for keras-hub / Keras 3 sources: keras-hub's own model, rebuilt from its own
 config (or, for a bare `.weights.h5`, from the config the conversion inferred) with the source
 weights loaded by Keras. What it is fed, where its hidden states are and which of its outputs
-holds each PyTorch output are the table's `reference:` facts (reference_spec.py,
-keras_hub_spec.py).
+holds each PyTorch output are the table's `reference:` facts (tables/reference.py,
+tables/keras_hub_spec.py).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParityError
-from ..plan import Plan
+from ..plan.accounting import Plan
 from ..readers import Source
+from ..tables.keras_hub_spec import head_as_target
+from ..tables.reference import feeds, head_facts
 from .inputs import Batch
-from .keras_hub_spec import head_as_target
-from .reference_spec import feeds, head_facts
 from .runners import Outputs, quiet_tensorflow
 
 # transformers' activation names (a config's hidden_act) as the Keras function that computes the
@@ -220,7 +220,7 @@ def feed_mask(runner: KerasHubRunner, feed: dict[str, Any]) -> np.ndarray:
     return np.asarray(feed[name])
 
 
-# `outputs:` values of a keras-hub table (reference_spec.RUNNERS["keras-hub"].output_sources)
+# `outputs:` values of a keras-hub table (RUNNERS["keras-hub"] in tables/reference.py)
 OUTPUT_SOURCES: dict[str, Callable[[KerasHubRunner, dict[str, Any], list, Any], Any]] = {
     "task_output": _task_output,
     "masked_lm_every_position": _masked_lm_every_position,

@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ParityError
-from ..plan import Plan
+from ..plan.accounting import Plan
 from ..readers import Source
-from .reference_spec import feeds
+from ..tables.reference import feeds
 from .runners import HfKerasTfRunner, _zero_initializers, transformers_tf_class
 
 INDEX_SUFFIX = ".index"

@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParityError, UsageError
-from ..plan import Plan
+from ..plan.accounting import Plan
 from ..readers import Source
+from ..tables.reference import head_facts
 from ..tf_import import tensorflow
 from .inputs import Batch
-from .reference_spec import head_facts
 
 MASKED_LM = "mlm_logits"  # an output of BertPretrainerV2, asked for at every position
+ACTIVATION_KEY = "hidden_act"  # bert_config.json's name, which Model Garden's BertConfig reads
 NEXT_SENTENCE = "next_sentence"  # BertPretrainerV2's classification head of that name
 
 
@@ -36,6 +37,11 @@ def _official():
     return layers, models, networks
 
 
+def _approximate_gelu(tf):
+    """Model Garden's "gelu" (official.modeling.activations.gelu): the tanh form."""
+    return lambda x: tf.keras.activations.gelu(x, approximate=True)
+
+
 def _encoder_kwargs(dims: dict[str, Any]) -> dict[str, Any]:
     return {
         "vocab_size": int(dims["vocab_size"]),
@@ -49,9 +55,22 @@ def _encoder_kwargs(dims: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _approximate_gelu(tf):
-    """Model Garden's "gelu" (official.modeling.activations.gelu): the tanh form."""
-    return lambda x: tf.keras.activations.gelu(x, approximate=True)
+def _activation(source: Source):
+    """The source config's activation as Model Garden's own code reads it (its BERT tools
+    build encoders with tf_utils.get_activation(bert_config.hidden_act): "gelu" is the tanh
+    form), or None when the config names none: the encoder classes' default, that same gelu."""
+    name = source.config.get(ACTIVATION_KEY)
+    if name is None:
+        return None
+    from official.modeling import tf_utils
+
+    try:
+        return tf_utils.get_activation(name)
+    except ValueError:
+        raise ParityError(
+            f"the config's {ACTIVATION_KEY} '{name}' is not an activation Model Garden knows",
+            source.config_path or source.path,
+        ) from None
 
 
 class ModelGardenRunner:
@@ -71,6 +90,9 @@ class ModelGardenRunner:
         self.outputs = head_facts(plan.table.reference, plan.head).outputs
         self.masked_lm = MASKED_LM in self.outputs.values()
         kind = plan.table.heads[plan.head].source_class
+        activation = _activation(source)
+        if activation is not None:  # BertEncoder's `activation` is BertEncoderV2's inner one
+            kwargs["inner_activation"] = activation
         if kind == "BertClassifier":
             self.encoder = networks.BertEncoder(
                 intermediate_size=int(dims["intermediate_size"]), dict_outputs=True, **kwargs
@@ -96,11 +118,12 @@ class ModelGardenRunner:
                         )
                     ]
                 # The MLM transform's activation is not stored. transformers applies hidden_act
-                # there; Model Garden's BERT pretraining experiments set mlm_activation "gelu".
+                # there, and so does Model Garden's TF1 → TF2 converter (its BERT pretraining
+                # experiments set mlm_activation "gelu", the default below).
                 self.model = models.BertPretrainerV2(
                     encoder_network=self.encoder,
                     classification_heads=heads,
-                    mlm_activation=_approximate_gelu(tf),
+                    mlm_activation=activation or _approximate_gelu(tf),
                 )
                 roots = {"model": self.model, **self.model.checkpoint_items}
         self._build()

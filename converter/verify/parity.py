@@ -6,6 +6,7 @@ The TF reference runs in this process; the converted PyTorch model runs in float
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.metadata
 import platform
 import time
@@ -15,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from ..capabilities import VERIFY, VERIFY_RUNNER_MODULES, require
-from ..convert import Analysis
 from ..errors import ParityError, UsageError
+from ..plan.analysis import Analysis
+from ..tables.reference import feeds, runner_name
 from .compare import OutputDiff, compare_outputs, uncompared
 from .gate import MEASURED_NOISE, Gate
 from .inputs import make_inputs
-from .reference_spec import feeds, runner_name
 from .runners import declared_runner
 from .torch_side import TorchSide
 
@@ -43,6 +44,9 @@ class ParityResult:
     # output is away from the one parity checked. Reported, never gated away silently.
     declared_deviations: list[dict[str, Any]] = field(default_factory=list)
     tokenizer: Any = None  # tokenizer parity (converter.tokenizers), when it was checked
+    # What the converted model's config assumed and the user declared (provenance/), as dicts.
+    assumptions: list[dict[str, Any]] = field(default_factory=list)
+    patches: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def max_abs_diff(self) -> float:
@@ -78,6 +82,8 @@ class ParityResult:
             "inputs": self.inputs,
             "versions": self.versions,
             "seconds": self.seconds,
+            "assumptions": self.assumptions,
+            "patches": self.patches,
         }
 
     def failure(self) -> ParityError | None:
@@ -164,7 +170,9 @@ def run_parity(
     try:
         t0 = time.perf_counter()
         progress(f"building the reference: {reference}, from {source.path}")
-        tf_runner = runner(source, plan)
+        # The reference is the source as its own config says: --set values are the converted
+        # model's, never the reference's, so parity tests them.
+        tf_runner = runner(source, dataclasses.replace(plan, dims=analysis.reference_dims))
         progress("running the reference")
         references = [tf_runner.run(batch) for batch in inputs.batches]
         deviations = getattr(tf_runner, "declared_deviations", list)()
@@ -196,6 +204,7 @@ def run_parity(
         class_name=plan.class_name,
         seconds=seconds,
         not_compared=uncompared(runs),
+        assumptions=[a.to_dict() for a in analysis.assumptions],
         declared_deviations=deviations,
     )
 

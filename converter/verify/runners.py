@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,10 +19,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import ParityError, UsageError
-from ..plan import Plan
+from ..plan.accounting import Plan
 from ..readers import Source
+from ..tables.reference import feeds, runner_name
+from ..tf_import import tensorflow
 from .inputs import Batch
-from .reference_spec import RUNNERS, feeds, runner_name
 
 Outputs = dict[str, np.ndarray]
 SKIPPED_OUTPUTS = {
@@ -47,13 +47,26 @@ class Runner(Protocol):
     def run(self, batch: Batch) -> Outputs: ...
 
 
+# Which class implements each runner a table may name (converter/tables/reference.py lists the
+# names and what their blocks may say); a module is imported only when parity asks for it.
+RUNNER_CLASSES: dict[str, tuple[str, str]] = {
+    "transformers-tf": (".runners", "HfKerasTfRunner"),
+    "keras-save-weights": (".keras_save_weights", "KerasSaveWeightsRunner"),
+    "keras-hub": (".keras_hub", "KerasHubRunner"),
+    "tf1-encoder": (".tf1_encoder", "Tf1EncoderRunner"),
+    "model-garden": (".model_garden", "ModelGardenRunner"),
+    "saved-model": (".savedmodel", "SavedModelRunner"),
+    "serving-signature": (".savedmodel", "ServingSignatureRunner"),
+}
+
+
 def declared_runner(plan: Plan) -> Callable[[Source, Plan], Runner]:
     """The runner class the plan's table names, imported now."""
     name = runner_name(plan.table.reference)
-    if name not in RUNNERS:  # a table without a reference block (a named one is checked on load)
+    if name not in RUNNER_CLASSES:  # a table without a reference block (named ones are checked)
         raise UsageError(f"mappings/{plan.table.name}.yaml declares no TF reference to verify with")
-    entry = RUNNERS[name]
-    return getattr(importlib.import_module(entry.module, __package__), entry.cls)
+    module, cls = RUNNER_CLASSES[name]
+    return getattr(importlib.import_module(module, __package__), cls)
 
 
 def ordered_outputs(model_output: Any, to_numpy: Callable[[Any], np.ndarray]) -> Outputs:
@@ -93,7 +106,9 @@ def quiet_transformers() -> None:
 
 
 def quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    """TensorFlow imported now, its start-up notices hidden (tf_import.py), before anything that
+    would import it loudly (transformers' TF classes, Keras 3 on the TensorFlow backend)."""
+    tensorflow()
 
 
 @contextlib.contextmanager
@@ -139,7 +154,8 @@ class HfKerasTfRunner:
 
     def __init__(self, source: Source, plan: Plan):
         directory = source.weight_files[0].parent
-        tf, cls, config = transformers_tf_class(plan, directory)
+        # the config the conversion read: the one beside the weights, or the --config file
+        tf, cls, config = transformers_tf_class(plan, source.config_path or directory)
         with _zero_initializers(cls, tf):
             self.model, info = cls.from_pretrained(
                 str(directory), config=config, output_loading_info=True

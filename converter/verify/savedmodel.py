@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParityError
-from ..plan import Plan
+from ..plan.accounting import Plan
 from ..readers import Source
+from ..tables.reference import feeds, head_facts
 from ..tf_import import tensorflow
 from .inputs import Batch
-from .reference_spec import feeds, head_facts
 
 MLM_SUBMODEL = "mlm"  # export_tfhub_lib's with_mlm=True: core_model.mlm, a BertPretrainerV2
 MLM_POSITIONS = "masked_lm_positions"
@@ -76,7 +76,7 @@ def _mlm_logits(runner: SavedModelRunner, feed: dict[str, Any], result: dict[str
     return mlm({**feed, MLM_POSITIONS: every}, training=False)["mlm_logits"]
 
 
-# `outputs:` values of a saved-model table (reference_spec.RUNNERS["saved-model"].output_sources)
+# `outputs:` values of a saved-model table (RUNNERS["saved-model"] in tables/reference.py)
 OUTPUT_SOURCES: dict[str, Callable[[SavedModelRunner, dict[str, Any], dict[str, Any]], Any]] = {
     "pooled_output": _pooled_output,
     "mlm_logits": _mlm_logits,

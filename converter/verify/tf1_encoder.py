@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParityError
-from ..plan import Plan
+from ..plan.accounting import Plan
 from ..readers import Source
+from ..tables.reference import head_facts
+from ..tables.tf1_encoder_spec import CONFIG_ACTIVATION, INDEX_STEPS, ROLES, flatten
 from ..tf_import import tensorflow
 from .inputs import Batch
-from .reference_spec import head_facts
-from .tf1_encoder_spec import CONFIG_ACTIVATION, INDEX_STEPS, ROLES, flatten
 
 
 def _activations(tf) -> dict[str, Any]:

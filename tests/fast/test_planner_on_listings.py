@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from converter.plan import choose_head, plan_head
+from converter.plan.accounting import plan_head
+from converter.plan.heads import choose_head
 from converter.tables import load_table, parse_table
 from tests.fast.synthetic import DIMS, listing_for, source_of
 from tests.golden.expand import GOLDEN
@@ -128,7 +129,7 @@ def test_a_head_accounts_for_the_other_models_tensors_by_its_own_ignore_rules():
 
 
 def test_a_heads_source_config_overrides_the_tables():
-    from converter.source_config import source_hf_config
+    from converter.plan.source_config import source_hf_config
 
     table = parse_table("twin", TWO_MODELS)
     source = source_of({"twin/layer_0/dense/bias": (8,), "generator/layer_0/dense/bias": (4,)})

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from converter.errors import MappingTableError
-from converter.ops import Flatten, MergeHeadsIn, Transpose
 from converter.tables import parse_table
+from converter.tables.ops import Flatten, MergeHeadsIn, Transpose
 
 
 def _table(groups, head_groups=None, **top):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import difflib
 
+from .accounting import Plan, Shape, SourcePlacement
 from .fates import SourceFate, TargetFate, label
-from .plan import Plan, Shape, SourcePlacement
 
 
 def _closest(name: str, pool: list[str]) -> tuple[str, ...]:

@@ -14,11 +14,12 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .errors import InputError, MappingTableError, UsageError
+from ..errors import InputError, MappingTableError
+from ..readers.base import Source, SourceTensor
+from ..tables import Pattern, ShapeSpec, Table
+from ..tables.ops import Op, OpShapeError, chain_shape
+from ..tables.reference import head_facts
 from .fates import SourceFate, TargetFate
-from .ops import Op, OpShapeError, chain_shape
-from .readers.base import Source, SourceTensor
-from .tables import Pattern, ShapeSpec, Table
 
 Shape = tuple[int, ...]
 
@@ -137,8 +138,7 @@ class Plan:
     def input_shape(self) -> str:
         """`sequence` ([batch, length]) or `choices` ([batch, choices, length], multiple choice):
         the head's fact from its table's `reference:` block, for both models' inputs."""
-        facts = (self.table.reference.get("heads") or {}).get(self.head) or {}
-        return str(facts.get("input_shape", "sequence"))
+        return head_facts(self.table.reference, self.head).input_shape
 
     @property
     def clean(self) -> bool:
@@ -153,18 +153,6 @@ class Plan:
         """Every parameter the PyTorch class has, by how this plan accounts for it."""
         names = [m.dst for m in self.mapped] + [t.dst for t in self.tied]
         return sorted(names + [s.dst for s in self.synthesized])
-
-
-def resolve_dims(config: dict[str, Any], table: Table, num_labels: int | None) -> dict[str, Any]:
-    """Config values the shape specs refer to, with the table's defaults and label count."""
-    dims = {**table.config_defaults, **config}
-    if num_labels is not None:
-        dims["num_labels"] = num_labels
-    elif isinstance(config.get("id2label"), dict):
-        dims["num_labels"] = len(config["id2label"])
-    else:
-        dims.setdefault("num_labels", 2)
-    return dims
 
 
 def _eval_shape(spec: ShapeSpec, dims: dict[str, Any], config_path: Any) -> Shape:
@@ -214,127 +202,85 @@ def _one(name: str, hits: list, table: Table):
     return hits[0] if hits else (None, None)
 
 
+def _mapped_or_mismatched(
+    tensor: SourceTensor, rule, values: dict[str, int], table: Table, head: str, dims, config_path
+) -> Mapped | Mismatch:
+    """A tensor a rule places: mapped when its shape after the rule's ops is the one the config
+    implies, else a mismatch saying which config keys would have to change."""
+    dst = table.target_name(head, rule.dst.fill(values))
+    expected = _eval_shape(rule.shape, dims, config_path)
+    try:
+        got = chain_shape(rule.ops, tensor.shape)
+    except OpShapeError as exc:
+        return Mismatch(tensor.name, dst, None, expected, str(exc))
+    if got != expected:
+        note = f"source {list(tensor.shape)}" + "".join(f" → {o.describe()}" for o in rule.ops)
+        conflicts = _conflicts(rule.shape, got, dims)
+        return Mismatch(tensor.name, dst, got, expected, note, conflicts)
+    return Mapped(tensor.name, dst, rule.ops, tensor.shape, got, tensor.dtype.str)
+
+
+def _place(
+    tensor: SourceTensor, compiled, table: Table, head: str, dims, present: set[str], config_path
+) -> SourcePlacement:
+    """One source tensor's bucket: by a rule (unless its layer index is beyond the config's
+    count), else as a stored duplicate, else by an ignore rule, else unexpected."""
+    rule, values = _one(tensor.name, compiled.rules_for(tensor.name), table)
+    if rule is not None:
+        in_range = all(v < int(dims.get(table.placeholders[k], 0)) for k, v in values.items())
+        if not in_range:
+            return Unexpected(tensor.name, tensor.shape)
+        return _mapped_or_mismatched(tensor, rule, values, table, head, dims, config_path)
+    dup, values = _one(tensor.name, compiled.duplicates_for(tensor.name), table)
+    if dup is not None and dup.same_as.fill(values) in present:
+        return DuplicateCopy(tensor.name, dup.same_as.fill(values))
+    reason = compiled.ignore_reason(tensor.name)
+    if reason is not None:
+        return Ignored(tensor.name, tensor.shape, reason)
+    return Unexpected(tensor.name, tensor.shape)
+
+
+def _targets(plan: Plan, compiled, config_path) -> dict[str, str]:
+    """Ties and synthesized targets into the plan; returns every rule target → the source name
+    it should come from."""
+    table, head, dims = plan.table, plan.head, plan.dims
+    expected_src: dict[str, str] = {}
+    for rule in compiled.rules:
+        for dst, values in _expand(rule.dst, table, dims):
+            expected_src[table.target_name(head, dst)] = rule.src.fill(values)
+    for tie in compiled.ties:
+        for dst, values in _expand(tie.dst, table, dims):
+            same_as = table.target_name(head, tie.same_as.fill(values))
+            plan.tied.append(TiedTarget(table.target_name(head, dst), same_as))
+    for syn in compiled.synthesize:
+        shape = _eval_shape(syn.shape, dims, config_path)
+        for dst, _ in _expand(syn.dst, table, dims):
+            target = table.target_name(head, dst)
+            plan.synthesized.append(SynthesizedTarget(target, shape, syn.fill, syn.reason))
+    return expected_src
+
+
 def plan_head(source: Source, table: Table, head: str, dims: dict[str, Any]) -> Plan:
     """Account for every tensor under one head's rules (compiled once with the table). Never
     raises for accounting problems."""
     plan = Plan(table=table, head=head, dims=dims)
     compiled = table.compiled(head, dims)
     present = {t.name for t in source.tensors}
-    produced: set[str] = set()
-    unexpected: list[SourceTensor] = []
-
+    buckets: dict[type, list] = {
+        Mapped: plan.mapped,
+        Mismatch: plan.mismatched,
+        DuplicateCopy: plan.duplicates,
+        Ignored: plan.ignored,
+        Unexpected: plan.unexpected,
+    }
     for tensor in source.tensors:
-        rule, values = _one(tensor.name, compiled.rules_for(tensor.name), table)
-        if rule is not None:
-            out_of_range = [
-                k for k, v in values.items() if v >= int(dims.get(table.placeholders[k], 0))
-            ]
-            if out_of_range:
-                unexpected.append(tensor)
-                continue
-            dst = table.target_name(head, rule.dst.fill(values))
-            expected = _eval_shape(rule.shape, dims, source.config_path)
-            try:
-                got = chain_shape(rule.ops, tensor.shape)
-            except OpShapeError as exc:
-                plan.mismatched.append(Mismatch(tensor.name, dst, None, expected, str(exc)))
-                produced.add(dst)
-                continue
-            if got != expected:
-                conflicts = _conflicts(rule.shape, got, dims)
-                note = f"source {list(tensor.shape)}" + "".join(
-                    f" → {o.describe()}" for o in rule.ops
-                )
-                plan.mismatched.append(Mismatch(tensor.name, dst, got, expected, note, conflicts))
-            else:
-                plan.mapped.append(
-                    Mapped(tensor.name, dst, rule.ops, tensor.shape, got, tensor.dtype.str)
-                )
-            produced.add(dst)
-            continue
-        dup, values = _one(tensor.name, compiled.duplicates_for(tensor.name), table)
-        if dup is not None and dup.same_as.fill(values) in present:
-            plan.duplicates.append(DuplicateCopy(tensor.name, dup.same_as.fill(values)))
-            continue
-        reason = compiled.ignore_reason(tensor.name)
-        if reason is not None:
-            plan.ignored.append(Ignored(tensor.name, tensor.shape, reason))
-            continue
-        unexpected.append(tensor)
-
-    expected_src: dict[str, str] = {}  # target → source name it should come from
-    for rule in compiled.rules:
-        for dst, values in _expand(rule.dst, table, dims):
-            expected_src[table.target_name(head, dst)] = rule.src.fill(values)
-    for tie in compiled.ties:
-        for dst, values in _expand(tie.dst, table, dims):
-            plan.tied.append(
-                TiedTarget(
-                    table.target_name(head, dst),
-                    table.target_name(head, tie.same_as.fill(values)),
-                )
-            )
-    for syn in compiled.synthesize:
-        shape = _eval_shape(syn.shape, dims, source.config_path)
-        for dst, _ in _expand(syn.dst, table, dims):
-            plan.synthesized.append(
-                SynthesizedTarget(table.target_name(head, dst), shape, syn.fill, syn.reason)
-            )
-
+        placement = _place(tensor, compiled, table, head, dims, present, source.config_path)
+        buckets[type(placement)].append(placement)
+    expected_src = _targets(plan, compiled, source.config_path)
+    produced = {p.dst for p in plan.mapped} | {p.dst for p in plan.mismatched}
     plan.expected_sources = sorted(set(expected_src.values()))
-    plan.unexpected = [Unexpected(t.name, t.shape) for t in unexpected]
     plan.missing = [
         MissingTarget(dst, src) for dst, src in sorted(expected_src.items()) if dst not in produced
     ]
     plan.mapped.sort(key=lambda m: m.dst)
     return plan
-
-
-def _architecture_head(config: dict[str, Any], table: Table) -> str | None:
-    archs = config.get("architectures") or []
-    return table.head_for_class(archs[0]) if archs else None
-
-
-def _when_matches(table: Table, head: str, config: dict[str, Any]) -> bool:
-    return all(config.get(k) == v for k, v in table.heads[head].when.items())
-
-
-def choose_head(source: Source, table: Table, dims: dict[str, Any], requested: str | None) -> Plan:
-    """The plan for the requested head, or for the head the source's tensors identify."""
-    if requested is not None:
-        if requested not in table.heads:
-            raise UsageError(
-                f"unknown head '{requested}' for {table.architecture}",
-                hint=f"choose one of: {', '.join(table.heads)}",
-            )
-        return plan_head(source, table, requested, dims)
-    plans = {h: plan_head(source, table, h, dims) for h in table.heads}
-    fits = [h for h, p in plans.items() if not p.unexpected and not p.missing]
-    declared = _architecture_head(dims, table)
-    if declared in fits:
-        return plans[declared]
-    if declared is not None and plans[declared].missing and not plans[declared].unexpected:
-        # The config names a head whose weights are absent: converting what is there as another
-        # head would silently drop it. Report the missing weights instead.
-        return plans[declared]
-    if len(fits) > 1:
-        fits = [h for h in fits if _when_matches(table, h, dims)]
-        specific = [h for h in fits if table.heads[h].when]
-        fits = specific or fits
-        fits = [h for h in fits if table.heads[h].default] or fits
-    if len(fits) == 1:
-        plan = plans[fits[0]]
-        if declared:
-            plan.notes.append(
-                f"config architectures names {table.class_name(declared)}, but the "
-                f"weights are those of {plan.class_name}; converted as the latter"
-            )
-        return plan
-    if len(fits) > 1:
-        raise UsageError(
-            f"the weights fit several heads: {', '.join(fits)}",
-            source.path,
-            "choose one with --head",
-        )
-    # Nothing fits: report against the closest head so the table names what is wrong.
-    return min(plans.values(), key=lambda p: (len(p.unexpected) + len(p.missing), p.head))

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .writer import write_json
+from ..write.model_files import write_json
 
 SUMMARY_JSON, SUMMARY_MD = "summary.json", "summary.md"
 

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .errors import AccountingError, InputError
-from .ops import chain_apply, chain_source_rows
-from .plan import Mapped, Plan
-from .readers import Source, SourceTensor
-from .readers.base import MALFORMED, Index
-from .writer import TensorJob
+from ..errors import AccountingError, InputError
+from ..plan.accounting import Mapped, Plan
+from ..readers import Source, SourceTensor
+from ..readers.base import MALFORMED, Index
+from ..tables.ops import chain_apply, chain_source_rows
+from .model_files import TensorJob
 
 BLOCK_BYTES = 16 * 2**20  # larger tensors are read, checked and written in row blocks
 FILLS = {"zeros": np.zeros, "ones": np.ones}

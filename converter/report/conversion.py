@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .fates import SourceFate, TargetFate
-from .plan import Plan, SourcePlacement
-from .readers import Source, SourceTensor
+from .. import __version__
+from ..plan.accounting import Plan, SourcePlacement
+from ..plan.fates import SourceFate, TargetFate
+from ..readers import Source, SourceTensor
 
 REPORT_FILE = "conversion_report.json"
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from .errors import MappingTableError, UsageError
-from .tables import Pattern, ShapeSpec, Table, load_table, table_names
+from ..errors import MappingTableError, UsageError
+from .load import load_table, table_names
+from .model import Pattern, ShapeSpec, Table
 
 CLASS_DEFAULT = "the transformers config class default"
 # transformers' name, in every config class, for the length of the position table — the table a

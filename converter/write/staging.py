@@ -20,7 +20,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import OutputError, UsageError
+from ..errors import OutputError, UsageError
 
 Progress = Callable[[str], None]
 

@@ -27,7 +27,7 @@ whose schema is in tf1_encoder_spec.py):
     model-garden         Model Garden's own classes; outputs `mlm_logits` | `next_sentence` |
                          `pooled_output` (the encoder's) | `classifier` (BertClassifier's)
     saved-model          a TF2 SavedModel's restored callable, fed by `feeds:`; outputs
-                         `pooled_output` | `mlm_logits` (its `mlm` sub-model's, see savedmodel.py)
+                         `pooled_output` | `mlm_logits` (its `mlm` sub-model's: savedmodel.py)
     serving-signature    a TF2 SavedModel's serving_default signature
 """
 
@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import MappingTableError
+from .keras_hub_spec import check_block as check_keras_hub_block
+from .tf1_encoder_spec import check_block as check_tf1_encoder_block
 
 BATCH_FIELDS = ("input_ids", "attention_mask", "token_type_ids")
 DEFAULT_FEEDS = {name: name for name in BATCH_FIELDS}
@@ -50,52 +52,41 @@ Validator = Callable[[str, dict[str, Any]], None]
 
 @dataclass(frozen=True)
 class RunnerEntry:
-    """Where a runner lives (imported only when parity needs it), the optional modules verifying
-    with it needs, and the block keys it reads beyond the common ones."""
+    """What a runner's `reference:` block may say: the optional modules verifying with it needs,
+    and the block keys it reads beyond the common ones. (Which class implements each runner is
+    verify's business: converter/verify/runners.py.)"""
 
-    module: str
-    cls: str
     modules: tuple[str, ...] = ()
     keys: frozenset[str] = frozenset()
     required: frozenset[str] = frozenset()  # of `keys`
     head_keys: frozenset[str] = frozenset()
     output_sources: frozenset[str] | None = None  # allowed `outputs:` values; None: none allowed
-    validate: str = ""  # "module:function" checking the runner's own keys
+    validate: Validator | None = None  # checks the runner's own keys
 
 
 RUNNERS: dict[str, RunnerEntry] = {
-    "transformers-tf": RunnerEntry(".runners", "HfKerasTfRunner", ("tf_keras",)),
-    "keras-save-weights": RunnerEntry(
-        ".keras_save_weights", "KerasSaveWeightsRunner", ("tf_keras",)
-    ),
+    "transformers-tf": RunnerEntry(("tf_keras",)),
+    "keras-save-weights": RunnerEntry(("tf_keras",)),
     "keras-hub": RunnerEntry(
-        ".keras_hub",
-        "KerasHubRunner",
         ("keras", "keras_hub"),
         keys=frozenset({"hidden_states"}),
         required=frozenset({"hidden_states"}),
         head_keys=frozenset({"head_as_target"}),
         output_sources=frozenset({"task_output", "masked_lm_every_position", "pooled_output"}),
-        validate=".keras_hub_spec:check_block",
+        validate=check_keras_hub_block,
     ),
     "tf1-encoder": RunnerEntry(
-        ".tf1_encoder",
-        "Tf1EncoderRunner",
         keys=frozenset({"layer_norm_eps", "mask_adder", "activations", "embeddings", "encoders"}),
         head_keys=frozenset({"encoder"}),
         output_sources=frozenset(),  # op chains, checked by its validator
-        validate=".tf1_encoder_spec:check_block",
+        validate=check_tf1_encoder_block,
     ),
     # Model Garden checkpoints also need tf-models-no-deps, said by their runner.
     "model-garden": RunnerEntry(
-        ".model_garden",
-        "ModelGardenRunner",
         output_sources=frozenset({"mlm_logits", "next_sentence", "pooled_output", "classifier"}),
     ),
-    "saved-model": RunnerEntry(
-        ".savedmodel", "SavedModelRunner", output_sources=frozenset({"pooled_output", "mlm_logits"})
-    ),
-    "serving-signature": RunnerEntry(".savedmodel", "ServingSignatureRunner"),
+    "saved-model": RunnerEntry(output_sources=frozenset({"pooled_output", "mlm_logits"})),
+    "serving-signature": RunnerEntry(),
 }
 
 
@@ -170,16 +161,9 @@ def check_reference(where: str, data: Any, heads: set[str]) -> dict[str, Any]:
                         f"{w}.outputs.{output}: '{source}' is not one of "
                         f"{sorted(entry.output_sources)}"
                     )
-    if entry.validate:
-        _function(entry.validate)(where, block)
+    if entry.validate is not None:
+        entry.validate(where, block)
     return block
-
-
-def _function(spec: str) -> Validator:
-    import importlib
-
-    module, name = spec.split(":")
-    return getattr(importlib.import_module(module, __package__), name)
 
 
 def runner_name(reference: dict[str, Any]) -> str:

@@ -3,10 +3,10 @@ conversion with an error naming the tensors and the fix."""
 
 from __future__ import annotations
 
+from ..errors import AccountingError, ConfigConflictError
+from ..readers.base import Source
+from .accounting import Plan
 from .accounting_text import accounting_table, fmt_shape
-from .errors import AccountingError, ConfigConflictError
-from .plan import Plan
-from .readers.base import Source
 
 
 def check_layer_counts(source: Source, plan: Plan) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .plan import Plan
+from ..plan.accounting import Plan
 
 DROPPED_KEYS = ("transformers_version", "num_labels")
 
@@ -34,10 +34,9 @@ def output_config(source_config: dict[str, Any], plan: Plan) -> tuple[dict[str, 
     config["architectures"] = [plan.class_name]
     config["model_type"] = table.model_type
     # Write defaults explicitly: a later transformers with other defaults must build the same model.
+    # (Each is listed with its reason among the conversion's assumptions, source_config.py.)
     for key, value in table.config_defaults.items():
-        if key not in config:
-            config[key] = value
-            notes.append(f"{key} was not in the source config; wrote the default {value}")
+        config.setdefault(key, value)
     head = table.heads[plan.head]
     if head.labels_from:
         produced = {m.dst: m.shape for m in plan.mapped}

@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..writer import write_json
-from .parity import ParityResult, deviation_line
+from ..provenance.assumptions import markdown_section
+from ..verify.parity import ParityResult, deviation_line
+from ..write.model_files import write_json
 
 JSON_FILE, MD_FILE, PNG_FILE = "parity_report.json", "parity_report.md", "parity_report.png"
+PASSED_COLOR, FAILED_COLOR = "tab:green", "tab:red"
 
 
 def _num(x: float | None) -> str:
@@ -17,13 +19,18 @@ def _num(x: float | None) -> str:
     return f"{x:.3e}" if (x == 0 or abs(x) < 1e-3 or abs(x) >= 1e4) else f"{x:.6f}"
 
 
-def _margin(x: float | None) -> str:
-    return "exact" if x is None else f"{x:.1f}×"
+def margin_text(x: float | None) -> str:
+    """A margin with its significant digits: 0.0016×, 6.7×, 964×, 12,000× ("exact" for None)."""
+    if x is None:
+        return "exact"
+    return f"{x:,.0f}×" if x >= 100 else f"{x:.2g}×"
 
 
 def markdown(result: ParityResult) -> str:
     verdict = "PASSED" if result.passed else "FAILED"
     first = result.first_divergence
+    assumed = markdown_section(result.assumptions, result.patches)
+    assumed += ["", "## Outputs", ""] if assumed else []
     lines = [
         f"# Parity report: {verdict}",
         "",
@@ -32,7 +39,7 @@ def markdown(result: ParityResult) -> str:
         f"- converted: `{result.output}`",
         f"- criterion: {result.gate.describe()}; float32, non-padding positions",
         f"- overall max abs diff: {_num(result.max_abs_diff)}; least margin (tolerance ÷ "
-        f"diff): {_margin(result.least_margin)}",
+        f"diff): {margin_text(result.least_margin)}",
         "- first divergence: "
         + ("none" if first is None else f"`{first.name}` ({first.description})"),
         f"- inputs: batches {result.inputs['batches']}, row lengths {result.inputs['lengths']}",
@@ -44,6 +51,7 @@ def markdown(result: ParityResult) -> str:
         *(f"- {deviation_line(d, result.class_name)}" for d in result.declared_deviations),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in result.versions.items()),
         "",
+        *assumed,
         "`noise` is the converted model's own float32 rounding noise on that output (its float32",
         "run against its float64 run); `margin` is how many times the difference could grow",
         "before it fails.",
@@ -56,7 +64,7 @@ def markdown(result: ParityResult) -> str:
         argmax = "—" if d.argmax_agreement is None else f"{d.argmax_agreement:.0%}"
         lines.append(
             f"| {d.index} | `{d.name}` | {d.description} | {_num(d.max_abs_diff)} | "
-            f"{_num(d.noise)} | {_num(d.tolerance)} | {_margin(d.margin)} | "
+            f"{_num(d.noise)} | {_num(d.tolerance)} | {margin_text(d.margin)} | "
             f"{_num(d.mean_abs_diff)} | {_num(d.max_rel_diff)} | {d.cosine:.8f} | "
             f"{argmax} | {'✅' if d.passed else '❌'} |"
         )
@@ -76,9 +84,11 @@ def plot(result: ParityResult, path: Path) -> None:
 
     names = [d.name for d in result.diffs]
     at = range(len(names))
-    colors = ["tab:green" if d.passed else "tab:red" for d in result.diffs]
+    from matplotlib.patches import Patch
+
+    colors = [PASSED_COLOR if d.passed else FAILED_COLOR for d in result.diffs]
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(names) + 2), 4), dpi=100)
-    ax.bar(at, [finite(d.max_abs_diff) for d in result.diffs], color=colors, label="TF vs PyTorch")
+    ax.bar(at, [finite(d.max_abs_diff) for d in result.diffs], color=colors)
     ax.plot(
         at,
         [finite(d.tolerance) for d in result.diffs],
@@ -93,7 +103,11 @@ def plot(result: ParityResult, path: Path) -> None:
     ax.set_xticks(at, names, rotation=60, ha="right", fontsize=8)
     ax.set_ylabel("max abs diff")
     ax.set_title(f"{result.class_name}: parity {'passed' if result.passed else 'FAILED'}")
-    ax.legend(fontsize=8)
+    bars = [
+        Patch(color=PASSED_COLOR, label="TF vs PyTorch, passed"),
+        Patch(color=FAILED_COLOR, label="TF vs PyTorch, FAILED"),
+    ]
+    ax.legend(handles=bars + ax.get_legend_handles_labels()[0], fontsize=8)
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..provenance.assumptions import markdown_section
+
 CARD_FILE = "README.md"
 LOAD_FROM = "path/to/this/directory"  # the card never names the output dir: same input, same bytes
 PARITY_JSON = "parity_report.json"
@@ -168,6 +170,7 @@ def model_card(report: dict[str, Any], parity: dict[str, Any] | None) -> str:
         ],
         _how_to_load(report),
         _source(report),
+        markdown_section(report.get("assumptions", []), report.get("patches", [])),
         _tokenizer(report),
         _accounting(report),
         _parity(parity),

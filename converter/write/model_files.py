@@ -16,22 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import OutputError
-from .staging import StagedOutput, pause_point  # noqa: F401 (StagedOutput: its old home)
-
-SAFETENSORS_DTYPES = {
-    "f2": "F16",
-    "f4": "F32",
-    "f8": "F64",
-    "i1": "I8",
-    "i2": "I16",
-    "i4": "I32",
-    "i8": "I64",
-    "u1": "U8",
-    "b1": "BOOL",
-}
-SINGLE_FILE = "model.safetensors"
-INDEX_FILE = "model.safetensors.index.json"
+from ..errors import OutputError
+from ..readers.base import INDEX_FILE, SAFETENSORS_DTYPES, SINGLE_FILE
+from .staging import pause_point
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The keras-hub runner's own keys in a table's `reference:` block. Data only (no TensorFlow):
-checked when the table loads (reference_spec.RUNNERS["keras-hub"].validate), read by keras_hub.py.
+checked when the table loads (reference.RUNNERS["keras-hub"].validate), read by verify/keras_hub.py.
 
     reference:
       runner: keras-hub
