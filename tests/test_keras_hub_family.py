@@ -216,6 +216,80 @@ def test_a_bare_albert_weights_file_is_refused_naming_what_it_lacks(corpus, tmp_
     assert "preset" in last and not (tmp_path / "out").exists()
 
 
+# --- the facts the tables write are keras-hub's own code's -------------------------------------
+
+TINY = dict(num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=20, max_sequence_length=8)
+TINY_BACKBONES = {  # keras-hub class, its own keyword for the vocabulary, extra arguments
+    "bert": ("BertBackbone", "vocabulary_size", {}),
+    "albert": ("AlbertBackbone", "vocabulary_size", {"embedding_dim": 8}),
+    "distilbert": ("DistilBertBackbone", "vocabulary_size", {}),
+    "electra": ("ElectraBackbone", "vocab_size", {"embedding_dim": 8}),
+    "xlm-roberta": ("XLMRobertaBackbone", "vocabulary_size", {}),
+}
+ACTIVATION_KEY = {"distilbert": "activation"}  # DistilBertConfig's name for hidden_act
+
+
+@pytest.mark.parametrize("arch", list(TINY_BACKBONES))
+def test_each_keras_hub_backbone_fixes_the_activation_and_epsilon_its_table_writes(arch):
+    """Read off keras-hub's layers, not its source: every LayerNormalization's epsilon, what
+    each encoder layer's activation computes (against transformers' function of that name), and
+    whether the backbone takes token types at all."""
+    import keras_hub
+
+    from converter.tables import load_table
+
+    from .test_producer_facts import SAME, X, _gap, _transformers
+
+    cls, vocabulary, extra = TINY_BACKBONES[arch]
+    table = load_table(f"{arch}-keras-hub")
+    defaults = {**table.config_defaults}
+    backbone = getattr(keras_hub.models, cls)(**{vocabulary: 50}, **TINY, **extra)
+    norms = [backbone.embeddings_layer_norm]
+    layers = [layer for group in backbone.transformer_layers for layer in _layers(group)]
+    for layer in layers:
+        norms += [layer._self_attention_layer_norm, layer._feedforward_layer_norm]
+        activation = defaults[ACTIVATION_KEY.get(arch, "hidden_act")]
+        assert _gap(layer.activation(X), _transformers(activation)) < SAME, activation
+    eps = defaults.get("layer_norm_eps", 1e-12)  # DistilBERT's is fixed in transformers' code
+    assert {n.epsilon for n in norms} == {eps}
+    fed = set(table.reference["feeds"])
+    assert set(backbone.input) == fed, (set(backbone.input), fed)
+
+
+def _layers(group) -> list:
+    return list(group) if isinstance(group, list) else [group]
+
+
+@pytest.mark.parametrize("arch", ["bert", "albert", "distilbert"])
+def test_keras_hub_masked_lm_heads_compute_what_the_declared_deviation_says(arch):
+    """The head_as_target declaration is about a real difference: keras-hub's MaskedLMHead's own
+    epsilon (and BERT's activation) differ from the values the transformers class uses."""
+    import keras_hub
+
+    from converter.tables import load_table
+
+    from .test_producer_facts import DIFFERENT, X, _gap, _transformers
+
+    cls, vocabulary, extra = TINY_BACKBONES[arch]
+    prefix = cls.removesuffix("Backbone")
+    backbone = getattr(keras_hub.models, cls)(**{vocabulary: 50}, **TINY, **extra)
+    task = getattr(keras_hub.models, prefix + "MaskedLM")(backbone, preprocessor=None)
+    ids = np.array([[2, 5, 6, 3]], np.int32)
+    inputs = {"token_ids": ids, "padding_mask": np.ones_like(ids), "mask_positions": ids * 0}
+    if "segment_ids" in backbone.input:
+        inputs["segment_ids"] = np.zeros_like(ids)
+    task(inputs)  # builds the head
+    head = task.masked_lm_head
+    table = load_table(f"{arch}-keras-hub")
+    target = table.reference["heads"]["masked-lm"]["head_as_target"]
+    dims = {**table.config_defaults}
+    eps = dims.get(target["layer_norm_epsilon"], target["layer_norm_epsilon"])
+    assert head._intermediate_layer_norm.epsilon != eps
+    if "activation" in target:
+        activation = dims[target["activation"]]
+        assert _gap(head._intermediate_dense.activation(X), _transformers(activation)) > DIFFERENT
+
+
 # --- a wrong fact in a table is caught ----------------------------------------------------------
 
 
