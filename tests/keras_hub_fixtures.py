@@ -219,10 +219,11 @@ def keras_hub_model(arch: str, head: str, shell: Path | None, seed: int):
 FORMS = ("preset", "model.keras", "model.weights.h5")
 
 
-def save_forms(model, directory: Path) -> dict[str, Path]:
-    """The model as keras-hub users keep it: save_to_preset, model.save, save_weights."""
+def save_forms(model, directory: Path, forms: tuple[str, ...] = FORMS) -> dict[str, Path]:
+    """The model as keras-hub users keep it: save_to_preset, model.save, save_weights (those of
+    `forms`; a MiniLM-sized model is 90 MB in each)."""
     directory.mkdir(parents=True)
-    model.save_to_preset(str(directory / "preset"))
-    model.save(str(directory / "model.keras"))
-    model.save_weights(str(directory / "model.weights.h5"))
-    return {form: directory / form for form in FORMS}
+    savers = {"preset": model.save_to_preset, "model.keras": model.save}
+    for form in forms:
+        savers.get(form, model.save_weights)(str(directory / form))
+    return {form: directory / form for form in forms}
