@@ -70,6 +70,7 @@ def convert(
     texts: tuple[str, ...] = (),
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
     tokenizer: str | Path | None = None,
+    tokenizer_style: str = "faithful",
     settings: dict[str, Any] | None = None,
     config: str | Path | None = None,
     patches: tuple[str | Patch, ...] | list[str | Patch] = (),
@@ -82,8 +83,10 @@ def convert(
     judged against the measured float32 noise unless `atol`/`rtol` fix the bounds. A parity
     failure raises ParityError and leaves its evidence in `<out>.parity-failed/`.
     `settings` are values for the converted model's config (`--set`, transformers' terms; the
-    TF reference never takes them, so parity tests them); `config` is a config file to read as
-    the source's own (`--config`); `patches` are `--patch` fixes ("op=tensor[,tensor]").
+    TF reference takes only those replacing a value the table guessed, so parity tests the
+    rest); `config` is a config file to read as the source's own (`--config`); `patches` are
+    `--patch` fixes ("op=tensor[,tensor]"); `tokenizer_style` is "faithful" (the source's own
+    tokenization) or "canonical" (the family's Hugging Face tokenizer).
     `own_process` is for the `tf2pt` command only (see verify/torch_side.py)."""
     options = ConvertOptions(
         head=head,
@@ -93,6 +96,7 @@ def convert(
         max_shard_bytes=max_shard_bytes,
         tokenizer=Path(tokenizer) if tokenizer is not None else None,
         texts=tuple(texts),
+        tokenizer_style=tokenizer_style,
         settings=dict(settings or {}),
         config_file=Path(config) if config is not None else None,
         patches=tuple(p if isinstance(p, Patch) else parse_patch(p) for p in patches),

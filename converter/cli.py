@@ -133,7 +133,8 @@ def _config_option(command):
     metavar="KEY=VALUE",
     help="A value for the converted model's config.json, in transformers' terms (e.g. "
     "hidden_act=gelu_new), over the source config and the table's defaults; the TF reference "
-    "is not changed, so parity tests it. Repeatable.",
+    "keeps the source's value (it takes yours only where the table guessed), so parity tests "
+    "it. Repeatable.",
 )
 @_config_option
 @click.option(
@@ -144,6 +145,14 @@ def _config_option(command):
     help="A weight-layout fix applied to the converted tensors (PyTorch names) before they are "
     "written: transpose (a square weight), swap (two tensors of one shape), permute_heads (a "
     "q/k/v weight's [heads, head_dim] rows to [head_dim, heads]), zero (a bias). Repeatable.",
+)
+@click.option(
+    "--tokenizer-style",
+    type=click.Choice(["faithful", "canonical"]),
+    default="faithful",
+    show_default=True,
+    help="faithful: the source's own tokenization rules; canonical: the family's Hugging Face "
+    "tokenizer, reported as a chosen deviation where the two differ.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the conversion report as JSON.")
 def convert_cmd(
@@ -162,6 +171,7 @@ def convert_cmd(
     settings,
     config,
     patches,
+    tokenizer_style,
     as_json,
 ):
     """Convert the checkpoint SRC into the PyTorch directory OUT (then verify parity)."""
@@ -191,6 +201,7 @@ def convert_cmd(
         settings=overrides,
         config=config,
         patches=fixes,
+        tokenizer_style=tokenizer_style,
         progress=_say,
         own_process=_own_process(),
     )

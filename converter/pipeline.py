@@ -45,6 +45,7 @@ class ConvertOptions:
     force: bool = False
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
     tokenizer: Path | None = None  # where the tokenizer is, when not beside the weights
+    tokenizer_style: str = "faithful"  # or "canonical" (converter/tokenizers/rules.py)
     texts: tuple[str, ...] = ()  # extra text for tokenizer parity
     settings: dict[str, Any] = field(default_factory=dict)  # --set: the output config's values
     config_file: Path | None = None  # --config: the source's config, in place of its own
@@ -130,8 +131,16 @@ def _write(
         shutil.copyfile(f, staged / f.name)
         files.append(f.name)
     max_length = plan.dims[POSITIONS_KEY] - plan.table.position_offset
-    tokenizer = write_tokenizer(source, staged, options.tokenizer, max_length)
-    progress(f"note: {tokenizer.note()}")
+    tokenizer = write_tokenizer(
+        source,
+        staged,
+        options.tokenizer,
+        max_length,
+        style=options.tokenizer_style,
+        texts=options.texts,
+    )
+    for note in tokenizer.notes():
+        progress(f"note: {note}")
     files += tokenizer.files + ["config.json", REPORT_FILE, CARD_FILE]
     report = build_report(source, plan, files, config_notes, warnings)
     report["assumptions"] = [a.to_dict() for a in analysis.assumptions]

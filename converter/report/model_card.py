@@ -113,6 +113,18 @@ def _tokenizer(report: dict[str, Any]) -> list[str]:
     if tok.get("settings"):
         lines.append("- settings: " + ", ".join(f"`{k}={v}`" for k, v in tok["settings"].items()))
     lines += [f"- evidence: {e}" for e in tok.get("evidence", [])]
+    if tok.get("style"):
+        lines.append(f"- written as `{tok['class']}`, {tok['style']} to the source's rules")
+    deviation = tok.get("deviation") or {}
+    if deviation.get("rows_differing"):
+        rows = f"{deviation['rows_differing']} of {deviation['rows_compared']} corpus rows"
+        lines.append(
+            f"- chosen deviation: the written {deviation['canonical']} differs from the source on "
+            f"{rows}"
+            if deviation["chosen"]
+            else f"- the source's tokenizer deviates from {deviation['canonical']} on {rows}; "
+            "the written one follows the source"
+        )
     parity = tok.get("parity")
     if parity is None:
         lines.append("- tokenizer parity: not run")

@@ -235,3 +235,65 @@ FAIRSEQ = Obj(
     },
     frozenset({"schema", "weights", "config_keys", "config", "fixed", "dictionary"}),
 )
+
+
+def _family_check(entry: dict) -> str | None:
+    specials = entry.get("specials") or {}
+    if not {"cls_token", "sep_token", "unk_token"} <= set(specials):
+        return "specials need at least cls_token, sep_token and unk_token"
+    missing = [role for role in entry.get("lstrip") or () if role not in specials]
+    return f"lstrip names roles without a token: {', '.join(missing)}" if missing else None
+
+
+TOKENIZER_FAMILIES = Obj(
+    {
+        "schema": int,
+        "families": MapOf(
+            Obj(
+                {
+                    "model": str,
+                    "tokenizer_class": str,
+                    "slow_files": ListOf(str),
+                    "specials": MapOf(str),
+                    "template": Obj({"single": str, "pair": str}, frozenset({"single", "pair"})),
+                    "config": MapOf(ANY),
+                    "lstrip": ListOf(str),
+                    "class_models": ListOf(str),
+                    "vocabulary": Obj(
+                        {"head": ListOf(str), "pieces_from": int, "tail": ListOf(str)},
+                        frozenset({"head", "pieces_from"}),
+                    ),
+                },
+                frozenset({"model", "tokenizer_class", "slow_files", "specials", "template"}),
+                check=_family_check,
+            )
+        ),
+        "keras_hub": MapOf(
+            Obj(
+                {
+                    "family": str,
+                    "assets": MapOf(str),
+                    "rules": str,
+                    "settings": MapOf(
+                        Obj({"option": str, "default": SCALAR}, frozenset({"option", "default"}))
+                    ),
+                    "preprocessor": str,
+                },
+                frozenset({"family", "assets", "rules", "preprocessor"}),
+            )
+        ),
+        "releases": ListOf(
+            Obj(
+                {
+                    "name": str,
+                    "files": MapOf(str),
+                    "family": OneOf((str, ListOf(str)), "a family or a list of families"),
+                    "rules": str,
+                },
+                frozenset({"name", "files", "family", "rules"}),
+            )
+        ),
+        "parity_ids": Obj({"bos": int, "eos": int}, frozenset({"bos", "eos"})),
+    },
+    frozenset({"schema", "families", "keras_hub", "releases", "parity_ids"}),
+)

@@ -65,11 +65,14 @@ def _special_ids(dims: dict[str, Any]) -> tuple[int, int, int]:
     pad = int(dims.get("pad_token_id") or 0)
     bos = dims.get("bos_token_id")
     eos = dims.get("eos_token_id")
-    # BERT-style configs name no bos/eos: [CLS]=101 and [SEP]=102 in the standard vocab when it
-    # is large enough, otherwise any two distinct non-pad ids.
+    # BERT-style configs name no bos/eos: [CLS] and [SEP] of the standard vocab when it is large
+    # enough (mappings/tokenizers/families.yaml, parity_ids), otherwise two distinct non-pad ids.
     if bos is None or eos is None:
+        from ..tokenizers.families import load_families
+
         vocab = int(dims["vocab_size"])
-        bos, eos = (101, 102) if vocab > 102 else (pad + 1, pad + 2)
+        cls, sep = load_families().parity_ids
+        bos, eos = (cls, sep) if vocab > max(cls, sep) else (pad + 1, pad + 2)
     return pad, int(bos), int(eos)
 
 

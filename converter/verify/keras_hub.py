@@ -1,8 +1,8 @@
 """The TF reference for keras-hub / Keras 3 sources: keras-hub's own model, rebuilt from its own
 config (or, for a bare `.weights.h5`, from the config the conversion inferred) with the source
 weights loaded by Keras. What it is fed, where its hidden states are and which of its outputs
-holds each PyTorch output are the table's `reference:` facts (tables/reference.py,
-tables/keras_hub_spec.py).
+holds each PyTorch output are the table's `reference:` facts (converter/tables/reference.py,
+converter/tables/keras_hub_spec.py).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 A runner returns the outputs to compare, in forward order and named as in the report:
 `hidden_states[0..N]`, then `pooler_output` when the model has one, then the head outputs
 (`logits`, or `start_logits`/`end_logits`). Which runner a source needs is its table's
-`reference: {runner: …}` (reference_spec.py), imported only when parity asks for it; this module
-holds the lookup and transformers' own TF class, `transformers-tf`.
+`reference: {runner: …}` (converter/tables/reference.py), imported only when parity asks for
+it; this module holds the lookup and transformers' own TF class, `transformers-tf`.
 """
 
 from __future__ import annotations
