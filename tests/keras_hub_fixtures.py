@@ -13,6 +13,7 @@ are kept (a model fine-tuned for short inputs), which keeps every parity run che
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,18 +131,30 @@ def _distilbert_shell(directory: Path) -> Path:
     return directory
 
 
+# Architectures whose keras-hub tokenizer the trained model's own vocabulary (MiniLM's WordPiece
+# vocab.txt, uncased) serves; keras-hub's importer builds their preprocessors from these files.
+WORDPIECE = {"bert", "distilbert"}
+TOKENIZER_FILES = ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+
+
 def save_shell(arch: str, directory: Path) -> Path:
-    """The trained encoder as a transformers save_pretrained dir of `arch` (not ELECTRA)."""
+    """The trained encoder as a transformers save_pretrained dir of `arch` (not ELECTRA), with
+    the trained model's tokenizer files where keras-hub's tokenizer for `arch` can read them."""
     if arch == "bert":
-        return real_models.save_pretrained_pt(directory, "bert", positions=POSITIONS)
-    if arch == "albert":
+        real_models.save_pretrained_pt(directory, "bert", positions=POSITIONS)
+    elif arch == "albert":
         from .albert_fixtures import save_minilm_albert_pt
 
         # keras-hub's importer reads `albert.`-prefixed names, the pooler included
-        return save_minilm_albert_pt(directory, "AlbertForPreTraining", positions=POSITIONS)
-    if arch == "distilbert":
-        return _distilbert_shell(directory)
-    return _xlm_roberta_shell(directory)
+        save_minilm_albert_pt(directory, "AlbertForPreTraining", positions=POSITIONS)
+    elif arch == "distilbert":
+        _distilbert_shell(directory)
+    else:
+        _xlm_roberta_shell(directory)
+    if arch in WORDPIECE:
+        for name in TOKENIZER_FILES:
+            shutil.copyfile(real_models.minilm_dir() / name, directory / name)
+    return directory
 
 
 def electra_backbone():
@@ -200,8 +213,9 @@ def electra_backbone():
 
 def keras_hub_model(arch: str, head: str, shell: Path | None, seed: int):
     """keras-hub's model for `head`, imported by keras-hub from the shell (ELECTRA: built);
-    heads keras-hub initialises with `seed`. No preprocessor: the tokenizers are proven
-    elsewhere."""
+    heads keras-hub initialises with `seed`. Task models of the WordPiece architectures carry
+    keras-hub's own preprocessor (so their presets hold its tokenizer); the others none (their
+    SentencePiece tokenizers are proven by the tokenizer tests)."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
     import keras_hub
@@ -213,7 +227,9 @@ def keras_hub_model(arch: str, head: str, shell: Path | None, seed: int):
     if head == "base-model":
         return cls.from_preset(str(shell))
     extra = {"num_classes": NUM_CLASSES} if head == "sequence-classification" else {}
-    return cls.from_preset(str(shell), preprocessor=None, **extra)
+    if arch not in WORDPIECE:
+        extra["preprocessor"] = None
+    return cls.from_preset(str(shell), **extra)
 
 
 FORMS = ("preset", "model.keras", "model.weights.h5")

@@ -9,10 +9,11 @@ and `tf2pt verify` proves those forms through their own reference path. A wrong 
 (activation, epsilon, a masked-LM head declared equal when it is not) fails parity at the output
 it first changes.
 
-Tokenizers are not asserted here (the presets carry no preprocessor): the WordPiece (BERT,
-DistilBERT) and SentencePiece (XLM-RoBERTa, ALBERT) tokenizers keras-hub saves are converted and
-proven by the tokenizer tests; with them, each preset's `AutoTokenizer.from_pretrained(OUT)` will
-be asserted to give keras-hub's own ids on the multilingual corpus.
+The BERT and DistilBERT task presets carry keras-hub's own WordPiece tokenizer, built by its
+importer from the trained model's vocabulary: `AutoTokenizer.from_pretrained(OUT)` gives keras-hub's
+ids on multilingual text. The XLM-RoBERTa and ALBERT presets carry none (no SentencePiece model
+of the trained vocabulary exists); their keras-hub SentencePiece tokenizers are converted and
+proven by the tokenizer tests.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .keras_hub_fixtures import (
     FAMILIES,
     NUM_CLASSES,
     POSITIONS,
+    WORDPIECE,
     keras_hub_model,
     save_forms,
     save_shell,
@@ -223,6 +225,36 @@ def test_a_bare_albert_weights_file_is_refused_naming_what_it_lacks(corpus, tmp_
     assert code == 2 and "Traceback" not in err
     assert last.startswith(f"tf2pt: error: {src}: the source records no num_hidden_layers")
     assert "preset" in last and not (tmp_path / "out").exists()
+
+
+TEXTS = [
+    "Café, naïve, résumé — jalapeño!",
+    "Straße, Größe, Ärger über Öl.",
+    "東京は日本の首都です。北京欢迎你",
+    "Привет, мир! Ελληνικά: Καλημέρα.",
+    "tabs\tand   runs   of  spaces\n",
+    "don't, we'll, it's, y'all're",
+]
+TOKENIZERS = [(arch, head) for arch, head in CASES if arch in WORDPIECE and head != "base-model"]
+
+
+@pytest.mark.parametrize(("arch", "head"), TOKENIZERS)
+def test_the_converted_tokenizer_gives_keras_hubs_own_ids(corpus, arch, head):
+    import keras_hub
+    import transformers
+
+    out = corpus.converted(arch, head)
+    tokenizer = read_json(out / "conversion_report.json")["tokenizer"]
+    assert tokenizer["parity"]["passed"], tokenizer
+    assert tokenizer["parity"]["rows_equal"] == tokenizer["parity"]["rows_compared"] > 20
+    preset = corpus.sources(arch, head)["preset"]
+    keras_tokenizer = getattr(
+        keras_hub.models, FAMILIES[arch].keras["base-model"].replace("Backbone", "Tokenizer")
+    ).from_preset(str(preset))
+    hf = transformers.AutoTokenizer.from_pretrained(str(out))
+    for text in TEXTS:
+        theirs = np.asarray(keras_tokenizer(text)).tolist()
+        assert hf(text, add_special_tokens=False)["input_ids"] == theirs, text
 
 
 # --- the facts the tables write are keras-hub's own code's -------------------------------------
