@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import InputError
 from ..provenance.assumptions import (
     NO_REASON,
     SETTING,
@@ -67,6 +68,8 @@ def source_hf_config(source: Source, table: Table, head: str | None = None) -> d
         if value is not None:
             value = _translate(entry, value)
             config[hf_key] = value + entry.add if entry.add else value
+        elif entry.required:
+            raise InputError(f"the source records no {hf_key}: {entry.note}", source.path)
     return config
 
 

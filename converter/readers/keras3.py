@@ -34,6 +34,7 @@ from .base import (
     read_json_object,
     sibling_files,
 )
+from .zip_member import open_member
 
 LAYOUT = "keras-hub"
 KERAS_SUFFIX = ".keras"
@@ -59,11 +60,14 @@ def probe(path: Path) -> bool:
 
 
 def _snake(class_name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", class_name).lower()
+    """As Keras names a layer after its class: a word starts at each capital that begins a
+    lower-case run or follows a lower-case letter or digit (`XLMRoberta` → `xlm_roberta`)."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", class_name).lower()
 
 
 def model_type_of(backbone_name: str) -> str:
-    """`RobertaBackbone` or `roberta_backbone` → `roberta`."""
+    """`XLMRobertaBackbone` or `xlm_roberta_backbone` → `xlm_roberta`: the keras-hub model's
+    own name, which the tables list among their `model_types`."""
     return _snake(backbone_name).removesuffix(BACKBONE_SUFFIX)
 
 
@@ -73,11 +77,12 @@ Stored = tuple[str, str, tuple[int, ...], str]  # h5 dataset path, canonical nam
 
 
 def _open_h5(file: Path, member: str | None):
-    """The h5 file, or the h5 member of a `.keras` zip (stored uncompressed, so seeks are cheap)."""
+    """The h5 file, or the h5 member of a `.keras` zip (read in place, zip_member.py), and what
+    to close after it."""
     if member is None:
         return h5py.File(file, "r"), None
-    archive = zipfile.ZipFile(file)
-    return h5py.File(archive.open(member), "r"), archive
+    view = open_member(file, member)
+    return h5py.File(view, "r"), view
 
 
 def _backbone_group(h5: h5py.File) -> tuple[str | None, str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..provenance.assumptions import markdown_section
 from ..verify.diagnosis_report import lead_markdown, table_markdown
-from ..verify.parity import ParityResult
+from ..verify.parity import ParityResult, deviation_line
 from ..write.model_files import write_json
 
 JSON_FILE, MD_FILE, PNG_FILE = "parity_report.json", "parity_report.md", "parity_report.png"
@@ -50,6 +50,7 @@ def markdown(result: ParityResult) -> str:
             if result.not_compared
             else []
         ),
+        *(f"- {deviation_line(d, result.class_name)}" for d in result.declared_deviations),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in result.versions.items()),
         "",
         *assumed,

@@ -195,6 +195,8 @@ def _source_config_entry(where: str, data: dict) -> SourceConfigEntry:
         or_tensor=_pattern(where, data["or_tensor"]) if "or_tensor" in data else None,
         divide=int(data.get("divide") or 0),
         why=str(data.get("why") or ""),
+        required=bool(data.get("required", False)),
+        note=str(data.get("note") or ""),
     )
 
 

@@ -148,6 +148,8 @@ class SourceConfigEntry:
     or_tensor: Pattern | None = None  # where the value is when `tensor` is absent (another head)
     divide: int = 0  # a weight-derived value counts `divide`-wide parts, at least one (heads)
     why: str = ""  # why a translated (values, add) or guessed (divide) value is the producer's
+    required: bool = False  # a source that records it nowhere is refused, `note` saying why
+    note: str = ""
 
 
 @dataclass(frozen=True)

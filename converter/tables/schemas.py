@@ -57,6 +57,7 @@ SOURCE_CONFIG = Obj(
         # Why the value the source gives is translated (values, add) or guessed (divide):
         # the reason every conversion states next to the value it assumed.
         "why": str,
+        "required": bool,  # refused when neither config nor weights hold it (`note` says why)
     },
     check=_source_config_check,
 )

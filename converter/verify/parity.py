@@ -45,6 +45,10 @@ class ParityResult:
     class_name: str
     seconds: dict[str, float] = field(default_factory=dict)
     not_compared: list[str] = field(default_factory=list)  # outputs the source model lacks
+    # Where the table declares that the PyTorch class computes an output differently from the
+    # source (keras-hub's masked-LM head): what differs and by how much the source's own
+    # output is away from the one parity checked. Reported, never gated away silently.
+    declared_deviations: list[dict[str, Any]] = field(default_factory=list)
     tokenizer: Any = None  # tokenizer parity (converter.tokenizers), when it was checked
     # What the converted model's config assumed and the user declared (provenance/), as dicts.
     assumptions: list[dict[str, Any]] = field(default_factory=list)
@@ -78,6 +82,7 @@ class ParityResult:
             else {"name": first.name, "index": first.index, "description": first.description},
             "outputs": [d.to_dict() for d in self.diffs],
             "not_compared": self.not_compared,
+            "declared_deviations": self.declared_deviations,
             "class": self.class_name,
             "reference": self.reference,
             "source": self.source,
@@ -191,6 +196,9 @@ def run_parity(
         tf_runner = runner(source, dataclasses.replace(plan, dims=analysis.reference_dims))
         progress("running the reference")
         references = [tf_runner.run(batch) for batch in inputs.batches]
+        deviations = getattr(tf_runner, "declared_deviations", list)()
+        for deviation in deviations:
+            progress(f"note: {deviation_line(deviation, plan.class_name)}")
         del tf_runner  # a diagnosis needs its outputs only
         seconds["tensorflow"] = round(time.perf_counter() - t0, 3)
         checked = check_converted(
@@ -221,6 +229,7 @@ def run_parity(
         diagnosis=checked.diagnosis,
         fix_command=fix_command,
         assumptions=[a.to_dict() for a in analysis.assumptions],
+        declared_deviations=deviations,
     )
 
 
@@ -281,3 +290,19 @@ def check_converted(
         seconds["diagnosis"] = round(time.perf_counter() - t0, 3)
         progress(diagnosis_line(diagnosis, fix_command))
     return Checked(diffs, uncompared(runs), diagnosis, seconds)
+
+
+def deviation_line(deviation: dict[str, Any], class_name: str) -> str:
+    """One declared deviation as a sentence (progress line, parity_report.md)."""
+
+    def facts(values: dict[str, Any]) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(values.items()))
+
+    return (
+        f"declared deviation: {class_name} computes the source's {deviation['what']} with "
+        f"{facts(deviation['target'])} where the source uses {facts(deviation['source'])} "
+        f"(no transformers config gives both); parity checked the head as {class_name} "
+        f"computes it, and the source's own {deviation['output']} differ from it by up to "
+        f"{deviation['max_abs_diff']:.3g} (argmax agrees on {deviation['argmax_agreement']:.1%} "
+        f"of {deviation['positions']} positions)"
+    )
