@@ -34,6 +34,7 @@ from .convert import (
 )
 from .convert import convert as _convert
 from .errors import InputError
+from .write.dtypes import DEFAULT_DTYPE, output_dtype, stored_dtype
 
 if TYPE_CHECKING:
     from .doctor import Examination
@@ -70,14 +71,16 @@ def convert(
     texts: tuple[str, ...] = (),
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
     tokenizer: str | Path | None = None,
+    dtype: str = DEFAULT_DTYPE,
     progress: Progress = _quiet,
     own_process: bool = False,
 ) -> ConversionResult:
     """Convert `src` into the directory `out` and (unless `verify=False`) prove parity.
 
     Returns the conversion report (and `.parity`, the ParityResult, when verified). Parity is
-    judged against the measured float32 noise unless `atol`/`rtol` fix the bounds. A parity
-    failure raises ParityError and leaves its evidence in `<out>.parity-failed/`.
+    judged against the noise measured in the output's `dtype` (float32, float16 or bfloat16: every
+    floating tensor is written in it) unless `atol`/`rtol` fix the bounds. A parity failure
+    raises ParityError and leaves its evidence in `<out>.parity-failed/`.
     `own_process` is for the `tf2pt` command only (see verify/torch_side.py)."""
     options = ConvertOptions(
         head,
@@ -87,6 +90,7 @@ def convert(
         max_shard_bytes,
         Path(tokenizer) if tokenizer is not None else None,
         tuple(texts),
+        dtype=output_dtype(dtype).name,
     )
     gate = _gate(atol, rtol)
     results: list[ParityResult] = []
@@ -136,6 +140,7 @@ def verify(
         raise InputError(
             "not a converted model directory (no readable config.json with architectures)", out
         ) from None
+    _check_stated_dtype(out, out_config)
     source, table = open_with_table(src, arch)
     head = table.head_for_class(class_name)
     if head is None:
@@ -147,6 +152,21 @@ def verify(
     write_reports(result, out)
     result.tokenizer = _tokenizer_parity(source, out, texts, progress)
     return result
+
+
+def _check_stated_dtype(out: Path, out_config: dict[str, Any]) -> None:
+    """config.json must name the dtype the weights are stored in: transformers 5 loads the model
+    in the one it names."""
+    from .output_config import DTYPE_KEYS
+
+    stored = stored_dtype(out)
+    for key in DTYPE_KEYS:
+        if out_config.get(key) not in (None, stored):
+            raise InputError(
+                f'config.json says "{key}": "{out_config[key]}" but the weights are {stored}',
+                out,
+                f'set "{key}": "{stored}" in config.json',
+            )
 
 
 def _tokenizer_parity(source, out: Path, texts: tuple[str, ...], progress: Progress):

@@ -21,6 +21,7 @@ from .convert import (
 from .errors import BatchError, InputError, Tf2ptError, UsageError
 from .table_config import family_tables, model_keys
 from .tables import load_table, table_names
+from .write.dtypes import DEFAULT_DTYPE, OUTPUT_DTYPES
 from .writer import json_text
 
 SIZE_UNITS = {
@@ -103,6 +104,14 @@ def _tolerance_options(command):
     help="Tokenizer to convert when it is not beside the weights: a keras-hub preset or assets "
     "dir, a .keras file, an HF tokenizer dir or a vocab.txt.",
 )
+@click.option(
+    "--dtype",
+    type=click.Choice(list(OUTPUT_DTYPES)),
+    default=DEFAULT_DTYPE,
+    show_default=True,
+    help="Write every floating tensor in this dtype (rounded to nearest even); parity runs the "
+    "converted model in it and judges it against that dtype's own measured noise.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the conversion report as JSON.")
 def convert_cmd(
     src,
@@ -117,6 +126,7 @@ def convert_cmd(
     texts,
     max_shard_size,
     tokenizer,
+    dtype,
     as_json,
 ):
     """Convert the checkpoint SRC into the PyTorch directory OUT (then verify parity)."""
@@ -141,6 +151,7 @@ def convert_cmd(
         texts=texts,
         max_shard_bytes=_size(max_shard_size),
         tokenizer=tokenizer,
+        dtype=dtype,
         progress=_say,
         own_process=_own_process(),
     )
@@ -148,7 +159,7 @@ def convert_cmd(
         _print_json(result.report)
     counts = result.report["counts"]
     _say(
-        f"wrote {out} ({result.report['class']}, {counts['parameters']:,} parameters; "
+        f"wrote {out} ({result.report['class']}, {counts['parameters']:,} {dtype} parameters; "
         f"{counts['mapped']} mapped, {counts['duplicates']} duplicate, {counts['ignored']} "
         f"ignored, {counts['tied']} tied, {counts['synthesized']} synthesized)"
     )

@@ -22,6 +22,7 @@ from .table_config import POSITIONS_KEY
 from .tables import Table, select_table
 from .tensor_jobs import mapped_jobs, synthesized_jobs
 from .tokenizers import append_markdown, check_tokenizer, parity_failure, write_tokenizer
+from .write.dtypes import DEFAULT_DTYPE, output_dtype
 from .writer import StagedOutput, write_json, write_model
 
 DEFAULT_MAX_SHARD_BYTES = 5 * 1000**3  # transformers' default max_shard_size of "5GB"
@@ -39,6 +40,7 @@ class ConvertOptions:
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
     tokenizer: Path | None = None  # where the tokenizer is, when not beside the weights
     texts: tuple[str, ...] = ()  # extra text for tokenizer parity
+    dtype: str = DEFAULT_DTYPE  # every floating tensor is written in it (write/dtypes.py)
 
 
 @dataclass
@@ -128,10 +130,11 @@ def convert(
     )
     for note in plan.notes:
         progress(f"note: {note}")
-    config, config_notes = output_config(analysis.config, plan)
+    dtype = output_dtype(options.dtype)
+    config, config_notes = output_config(analysis.config, plan, dtype.name)
     warnings: list[str] = []
     with staged:
-        jobs = mapped_jobs(source, plan, warnings) + synthesized_jobs(plan)
+        jobs = mapped_jobs(source, plan, warnings, dtype) + synthesized_jobs(plan, dtype)
         try:
             files = write_model(staged.path, jobs, options.max_shard_bytes)
         finally:
@@ -148,6 +151,7 @@ def convert(
         files += tokenizer.files + ["config.json", REPORT_FILE, CARD_FILE]
         report = build_report(source, plan, files, config_notes, warnings)
         report["tokenizer"] = tokenizer.to_dict()
+        report["dtype"] = dtype.name
         write_json(staged.path / REPORT_FILE, report)
         failure = verify(analysis, staged.path) if verify is not None else None
         if verify is not None:  # tokenizer parity, recorded whatever the model's said

@@ -1,5 +1,5 @@
 """Per-output differences between the two models, on non-padding positions only, judged
-against the float32 noise measured on the converted model (see gate.py)."""
+against the noise measured on the converted model in its own dtype (see gate.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 from .gate import Gate
 from .runners import Outputs
 
-Run = tuple[Outputs, Outputs, Outputs, np.ndarray]  # reference, float32, float64 candidate, mask
+Run = tuple[Outputs, Outputs, Outputs, np.ndarray]  # reference, candidate, its float64 run, mask
 
 
 @dataclass(frozen=True)
@@ -25,10 +25,11 @@ class OutputDiff:
     max_rel_diff: float  # max |a-b| divided by the largest |reference| value of this output
     cosine: float
     scale: float  # largest |reference| value of this output
-    noise: float  # max |float32 − float64| of the converted model: float32 rounding noise
+    noise: float  # max |candidate − float64| of the converted model: its dtype's rounding noise
     tolerance: float  # the largest max abs diff the gate allows for this output
     passed: bool
-    argmax_agreement: float | None = None  # for logits: share of rows whose argmax agrees
+    # for logits: share of rows whose argmax (top-1) agrees with the float32 reference's
+    argmax_agreement: float | None = None
     nonfinite: int = 0  # NaN/Inf values on either side
 
     @property
@@ -63,7 +64,7 @@ def _select(array: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def compare_outputs(runs: list[Run], gate: Gate) -> list[OutputDiff]:
-    """Metrics per output over all batches: `runs` holds (reference, candidate in float32,
+    """Metrics per output over all batches: `runs` holds (reference, candidate in its dtype,
     candidate in float64, mask) per batch.
 
     Every reference output must have a candidate; a candidate output the source model does not

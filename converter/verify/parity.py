@@ -1,7 +1,8 @@
 """Run both models on the same inputs and judge parity; the reports are written by report.py.
 
-The TF reference runs in this process; the converted PyTorch model runs in float32 and float64
-(torch_side.py), in a child process when that overlaps the two frameworks' start-up."""
+The TF reference runs in this process; the converted PyTorch model runs in the dtype its weights
+are stored in and in float64 (torch_side.py), in a child process when that overlaps the two
+frameworks' start-up."""
 
 from __future__ import annotations
 
@@ -10,17 +11,19 @@ import importlib.metadata
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..capabilities import VERIFY, VERIFY_RUNNER_MODULES, require
 from ..convert import Analysis
 from ..errors import ParityError, UsageError
+from ..write.dtypes import stored_dtype
 from .compare import OutputDiff, compare_outputs, uncompared
 from .gate import MEASURED_NOISE, Gate
 from .inputs import make_inputs
 from .reference_spec import feeds, runner_name
+from .resolution import resolution
 from .runners import declared_runner
 from .torch_side import TorchSide
 
@@ -39,6 +42,11 @@ class ParityResult:
     seconds: dict[str, float] = field(default_factory=dict)
     not_compared: list[str] = field(default_factory=list)  # outputs the source model lacks
     tokenizer: Any = None  # tokenizer parity (converter.tokenizers), when it was checked
+
+    @property
+    def precision(self) -> str:
+        """The dtype the converted model was run in: the one its weights are stored in."""
+        return self.gate.precision
 
     @property
     def max_abs_diff(self) -> float:
@@ -67,6 +75,8 @@ class ParityResult:
             "outputs": [d.to_dict() for d in self.diffs],
             "not_compared": self.not_compared,
             "class": self.class_name,
+            "dtype": self.precision,
+            "resolution": resolution(self.precision),
             "reference": self.reference,
             "source": self.source,
             "output": self.output,
@@ -154,8 +164,9 @@ def run_parity(
     seconds = {}
     runner = declared_runner(plan)
     reference = runner.reference(source, plan)
-    progress(f"running the converted model ({plan.class_name}) in float32 and float64")
-    torch_side = TorchSide(out_dir, plan.class_name, inputs.batches, own_process)
+    gate = replace(gate, precision=stored_dtype(out_dir))
+    progress(f"running the converted model ({plan.class_name}) in {gate.precision} and float64")
+    torch_side = TorchSide(out_dir, plan.class_name, inputs.batches, own_process, gate.precision)
     try:
         t0 = time.perf_counter()
         progress(f"building the reference: {reference}, from {source.path}")
@@ -170,9 +181,9 @@ def run_parity(
     finally:
         torch_side.close()
     runs = [
-        (r, c32, c64, b.flat_mask())
-        for r, c32, c64, b in zip(
-            references, torch_runs.float32, torch_runs.float64, inputs.batches, strict=True
+        (r, candidate, exact, b.flat_mask())
+        for r, candidate, exact, b in zip(
+            references, torch_runs.candidate, torch_runs.float64, inputs.batches, strict=True
         )
     ]
     diffs = compare_outputs(runs, gate)

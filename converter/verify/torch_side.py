@@ -1,7 +1,9 @@
-"""The PyTorch half of a parity check: the converted model in float32, and again in float64.
+"""The PyTorch half of a parity check: the converted model in the dtype its weights are stored in
+(the candidate run: float32, float16 or bfloat16), and again in float64.
 
-The float32 run is what is compared with the TF model; the float64 run measures the float32
-rounding noise of each output (gate.py). In a `tf2pt` process that has not imported torch yet,
+The candidate run is what is compared with the TF model; the float64 run measures that dtype's
+rounding noise on each output (gate.py), on the same loaded model (float64_pass.py). In a
+`tf2pt` process that has not imported torch yet,
 this half runs in a spawned child, so importing torch and transformers and the forward passes
 overlap with TensorFlow's import, build and forward pass in the parent, and the parent never
 imports torch at all: that pays for the float64 pass. Where torch is already imported (tests) or
@@ -15,6 +17,7 @@ import os
 import sys
 import time
 import traceback
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,19 +26,22 @@ import numpy as np
 
 from .. import errors
 from ..errors import ParityError, Tf2ptError
+from .float64_pass import float64_pass
 from .inputs import Batch
 from .runners import Outputs, loading_problems, ordered_outputs, quiet_transformers
 
-PRECISIONS = ("float32", "float64")
+# numpy has no bfloat16: a half-precision run's outputs travel as float32, which holds them exactly.
+NUMPY_CARRIER = {"bfloat16": "float32", "float16": "float32"}
 
 
 @dataclass
 class TorchRuns:
-    """Outputs of the converted model per batch, in both precisions."""
+    """Outputs of the converted model per batch: in its own dtype (`precision`), and in float64."""
 
-    float32: list[Outputs]
+    candidate: list[Outputs]
     float64: list[Outputs]
     seconds: float
+    precision: str = "float32"
 
 
 class TorchRunner:
@@ -52,7 +58,7 @@ class TorchRunner:
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
         self.torch = torch
-        self.numpy_dtype = np.dtype(precision)
+        self.numpy_dtype = np.dtype(NUMPY_CARRIER.get(precision, precision))
         cls = getattr(transformers, class_name)
         self.model, info = cls.from_pretrained(
             str(out_dir), output_loading_info=True, torch_dtype=getattr(torch, precision)
@@ -67,41 +73,52 @@ class TorchRunner:
             )
         self.model.eval()
 
-    def run(self, batch: Batch) -> Outputs:
+    def run(self, batch: Batch, float64: bool = False) -> Outputs:
+        """The outputs on `batch`, in the model's dtype, or with `float64` computed in float64."""
         torch = self.torch
         feed = {k: torch.from_numpy(v.astype(np.int64)) for k, v in batch.as_dict().items()}
         # Tensors the model creates on the fly take the default dtype: transformers 4.57 fills
         # a causal mask with float64's minimum through torch.full without a dtype, which
-        # overflows float32 (BertLMHeadModel, RobertaForCausalLM).
+        # overflows float32 (BertLMHeadModel, RobertaForCausalLM). Half precisions cannot be
+        # the default dtype; their masks follow the model's own dtype.
         default = torch.get_default_dtype()
-        torch.set_default_dtype(self.model.dtype)
+        computed = torch.float64 if float64 else self.model.dtype
+        if computed in (torch.float32, torch.float64):
+            torch.set_default_dtype(computed)
+        carrier = getattr(torch, "float64" if float64 else self.numpy_dtype.name)
         try:
-            with torch.no_grad():
+            with torch.no_grad(), float64_pass(self.model) if float64 else nullcontext():
                 result = self.model(**feed, output_hidden_states=True, return_dict=True)
         finally:
             torch.set_default_dtype(default)
-        return ordered_outputs(result, lambda t: t.detach().numpy().astype(self.numpy_dtype))
+        return ordered_outputs(result, lambda t: t.detach().to(carrier).numpy())
 
 
 def run_converted(
-    out_dir: Path, class_name: str, batches: list[Batch], before_each=lambda: None
+    out_dir: Path,
+    class_name: str,
+    batches: list[Batch],
+    before_each=lambda: None,
+    precision: str = "float32",
 ) -> TorchRuns:
-    """Both precisions, one after the other (the float32 model is freed before float64).
-    `before_each` runs before each load and forward pass (the child adjusts its threads)."""
+    """The model loaded once in `precision` (its stored dtype), run on every batch in it, then
+    in float64. `before_each` runs before the load and each forward pass (the child adjusts its
+    threads)."""
     start = time.perf_counter()
-    runs: dict[str, list[Outputs]] = {}
-    for precision in PRECISIONS:
-        before_each()
-        runner = TorchRunner(out_dir, class_name, precision)
-        runs[precision] = []
+    before_each()
+    runner = TorchRunner(out_dir, class_name, precision)
+    runs: dict[bool, list[Outputs]] = {False: [], True: []}
+    for float64 in (False, True):
         for batch in batches:
             before_each()
-            runs[precision].append(runner.run(batch))
-        del runner
-    return TorchRuns(runs["float32"], runs["float64"], round(time.perf_counter() - start, 3))
+            runs[float64].append(runner.run(batch, float64))
+    seconds = round(time.perf_counter() - start, 3)
+    return TorchRuns(runs[False], runs[True], seconds, precision)
 
 
-def _child(connection, alone, out_dir: Path, class_name: str, batches: list[Batch]) -> None:
+def _child(
+    connection, alone, out_dir: Path, class_name: str, batches: list[Batch], precision: str
+) -> None:
     """Entry point of the spawned process: send back the runs or the error, never raise.
 
     It computes on one core while the parent runs TensorFlow on the other(s), and on all of
@@ -118,7 +135,8 @@ def _child(connection, alone, out_dir: Path, class_name: str, batches: list[Batc
             if alone.is_set():
                 torch.set_num_threads(share)
 
-        connection.send(("ok", run_converted(out_dir, class_name, batches, threads)))
+        runs = run_converted(out_dir, class_name, batches, threads, precision)
+        connection.send(("ok", runs))
     except Tf2ptError as exc:
         connection.send(("error", (type(exc).__name__, exc.what, exc.path, exc.hint)))
     except BaseException:  # a bug: the parent re-raises it with this traceback
@@ -132,8 +150,16 @@ class TorchSide:
     process is only ours) and torch not imported yet, it runs in a child, and this process tells
     transformers to leave torch alone: importing it here would cost seconds for nothing."""
 
-    def __init__(self, out_dir: Path, class_name: str, batches: list[Batch], own_process: bool):
+    def __init__(
+        self,
+        out_dir: Path,
+        class_name: str,
+        batches: list[Batch],
+        own_process: bool,
+        precision: str = "float32",
+    ):
         self.args = (out_dir, class_name, batches)
+        self.precision = precision
         self.process: Any = None
         if own_process and "torch" not in sys.modules:
             if "transformers" not in sys.modules:
@@ -142,14 +168,16 @@ class TorchSide:
             self.connection, child_end = context.Pipe(duplex=False)
             self.alone = context.Event()
             self.process = context.Process(
-                target=_child, args=(child_end, self.alone, *self.args), daemon=True
+                target=_child,
+                args=(child_end, self.alone, *self.args, precision),
+                daemon=True,
             )
             self.process.start()
             child_end.close()
 
     def result(self) -> TorchRuns:
         if self.process is None:
-            return run_converted(*self.args)
+            return run_converted(*self.args, precision=self.precision)
         self.alone.set()
         try:
             status, payload = self.connection.recv()
