@@ -24,22 +24,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".bench-cache"
 BIN = Path(sys.executable).parent
+BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
+LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)
 SIZES = {
-    "roberta-base": dict(
-        hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
-    ),
-    "roberta-large": dict(
-        hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096
-    ),
+    "roberta-base": BASE,
+    "roberta-large": LARGE,
+    # XLM-R large's shape: RoBERTa large with a 250,002-token vocabulary (a 1 GB embedding table).
+    "xlmr-large": dict(LARGE, vocab_size=250002),
 }
 BUILD = """
 import os, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import transformers
 transformers.logging.set_verbosity_error()
-config = transformers.RobertaConfig(vocab_size=50265, max_position_embeddings=514,
-    type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5,
-    **eval(sys.argv[2]))
+config = transformers.RobertaConfig(**{**dict(vocab_size=50265, max_position_embeddings=514,
+    type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5),
+    **eval(sys.argv[2])})
 model = transformers.TFRobertaForSequenceClassification(config)
 model(model.dummy_inputs)
 model.save_pretrained(sys.argv[1], saved_model=len(sys.argv) > 3)
