@@ -166,7 +166,10 @@ def run_parity(
     reference = runner.reference(source, plan)
     gate = replace(gate, precision=stored_dtype(out_dir))
     progress(f"running the converted model ({plan.class_name}) in {gate.precision} and float64")
-    torch_side = TorchSide(out_dir, plan.class_name, inputs.batches, own_process, gate.precision)
+    ties = tuple((t.dst, t.same_as) for t in plan.tied)
+    torch_side = TorchSide(
+        out_dir, plan.class_name, inputs.batches, own_process, gate.precision, ties
+    )
     try:
         t0 = time.perf_counter()
         progress(f"building the reference: {reference}, from {source.path}")

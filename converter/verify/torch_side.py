@@ -49,7 +49,13 @@ class TorchRunner:
 
     framework = "pytorch"
 
-    def __init__(self, out_dir: Path, class_name: str, precision: str = "float32"):
+    def __init__(
+        self,
+        out_dir: Path,
+        class_name: str,
+        precision: str = "float32",
+        ties: tuple[tuple[str, str], ...] = (),
+    ):
         import torch
         import transformers
 
@@ -67,6 +73,9 @@ class TorchRunner:
         on_meta = [n for n, p in self.model.named_parameters() if p.device.type == "meta"]
         if on_meta:
             problems.append(f"parameters left on the meta device: {on_meta[:5]}")
+        untied = [f"{a} is not {b}" for a, b in ties if not _shared(self.model, a, b)]
+        if untied:
+            problems.append(f"ties the conversion relies on do not hold: {untied[:5]}")
         if problems:
             raise ParityError(
                 "the converted model does not load strictly: " + "; ".join(problems), out_dir
@@ -94,19 +103,29 @@ class TorchRunner:
         return ordered_outputs(result, lambda t: t.detach().to(carrier).numpy())
 
 
+def _shared(model, name: str, partner: str) -> bool:
+    """Whether the loaded model holds `name` and `partner` as one tensor (a tied parameter is
+    written once: were the tie not made, the other would keep its random initial values)."""
+    try:
+        return model.get_parameter(name).data_ptr() == model.get_parameter(partner).data_ptr()
+    except AttributeError:
+        return False
+
+
 def run_converted(
     out_dir: Path,
     class_name: str,
     batches: list[Batch],
     before_each=lambda: None,
     precision: str = "float32",
+    ties: tuple[tuple[str, str], ...] = (),
 ) -> TorchRuns:
     """The model loaded once in `precision` (its stored dtype), run on every batch in it, then
     in float64. `before_each` runs before the load and each forward pass (the child adjusts its
     threads)."""
     start = time.perf_counter()
     before_each()
-    runner = TorchRunner(out_dir, class_name, precision)
+    runner = TorchRunner(out_dir, class_name, precision, ties)
     runs: dict[bool, list[Outputs]] = {False: [], True: []}
     for float64 in (False, True):
         for batch in batches:
@@ -117,7 +136,13 @@ def run_converted(
 
 
 def _child(
-    connection, alone, out_dir: Path, class_name: str, batches: list[Batch], precision: str
+    connection,
+    alone,
+    out_dir: Path,
+    class_name: str,
+    batches: list[Batch],
+    precision: str,
+    ties: tuple[tuple[str, str], ...],
 ) -> None:
     """Entry point of the spawned process: send back the runs or the error, never raise.
 
@@ -135,7 +160,7 @@ def _child(
             if alone.is_set():
                 torch.set_num_threads(share)
 
-        runs = run_converted(out_dir, class_name, batches, threads, precision)
+        runs = run_converted(out_dir, class_name, batches, threads, precision, ties)
         connection.send(("ok", runs))
     except Tf2ptError as exc:
         connection.send(("error", (type(exc).__name__, exc.what, exc.path, exc.hint)))
@@ -157,9 +182,10 @@ class TorchSide:
         batches: list[Batch],
         own_process: bool,
         precision: str = "float32",
+        ties: tuple[tuple[str, str], ...] = (),
     ):
         self.args = (out_dir, class_name, batches)
-        self.precision = precision
+        self.precision, self.ties = precision, ties
         self.process: Any = None
         if own_process and "torch" not in sys.modules:
             if "transformers" not in sys.modules:
@@ -169,7 +195,7 @@ class TorchSide:
             self.alone = context.Event()
             self.process = context.Process(
                 target=_child,
-                args=(child_end, self.alone, *self.args, precision),
+                args=(child_end, self.alone, *self.args, precision, ties),
                 daemon=True,
             )
             self.process.start()
@@ -177,7 +203,7 @@ class TorchSide:
 
     def result(self) -> TorchRuns:
         if self.process is None:
-            return run_converted(*self.args, precision=self.precision)
+            return run_converted(*self.args, precision=self.precision, ties=self.ties)
         self.alone.set()
         try:
             status, payload = self.connection.recv()
