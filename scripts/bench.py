@@ -27,9 +27,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_verify import bench_verify, float32_size_mb  # noqa: E402
+from bench_verify import measure as measure_tree  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".bench-cache"
+# Where verify's converted models go (each is deleted after its rows): TF2PT_BENCH_OUT may put
+# them on another file system (a 2.2 GB XLM-R-large-sized output on a nearly full disk).
+OUTPUTS = Path(os.environ.get("TF2PT_BENCH_OUT", CACHE))
 BIN = Path(sys.executable).parent
 BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
 LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)
@@ -218,25 +222,27 @@ def durability_cost(name: str, rounds: int) -> list[tuple]:
 
 def verify_table(names: list[str], rounds: int) -> list[tuple]:
     """tf2pt verify against the TF reference alone on each size (scripts/bench_verify.py)."""
-    rows = {}
+    rows, converts = {}, {}
     for name in names:
-        out = CACHE / f"{name}-verify"
-        if not (out / "config.json").exists():
-            argv = [str(BIN / "tf2pt"), "convert", str(checkpoint(name)), str(out), "--no-verify"]
-            subprocess.run([*argv, "--force"], check=True, stderr=subprocess.DEVNULL)
+        out = OUTPUTS / f"{name}-verify"
+        argv = [str(BIN / "tf2pt"), "convert", str(checkpoint(name)), str(out), "--no-verify"]
+        converts[name] = measure_tree([*argv, "--force"])
         rows[name] = bench_verify(checkpoint(name), out, float32_size_mb(out), rounds)
+        shutil.rmtree(out)  # an XLM-R-large-sized output is 2.2 GB
     print(
-        f"\n| checkpoint | float32 model MB | verify s | TF alone s | wall × TF | CPU × TF | "
-        f"peak RSS (tree) × model | anonymous × model | TF alone RSS × model |  (median of "
-        f"{rounds}; memory: the maximum)"
+        f"\n| checkpoint | float32 model MB | convert s | convert RSS × model | verify s | "
+        f"TF alone s | wall × TF | CPU × TF | peak RSS (tree) × model | anonymous × model | "
+        f"TF alone RSS × model |  (verify: median of {rounds}; memory: the maximum)"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     verdicts = []
     for name, r in rows.items():
+        c = converts[name]
         print(
-            f"| {name} | {r.model_mb:.0f} | {r.verify.wall:.1f} | {r.tf_alone.wall:.1f} | "
-            f"{r.wall_ratio:.2f} | {r.cpu_ratio:.2f} | {r.memory_ratio:.2f} | "
-            f"{r.anon_ratio:.2f} | {r.tf_alone.tree_mb / r.model_mb:.2f} |"
+            f"| {name} | {r.model_mb:.0f} | {c.wall:.1f} | {c.tree_mb / r.model_mb:.2f} | "
+            f"{r.verify.wall:.1f} | {r.tf_alone.wall:.1f} | {r.wall_ratio:.2f} | "
+            f"{r.cpu_ratio:.2f} | {r.memory_ratio:.2f} | {r.anon_ratio:.2f} | "
+            f"{r.tf_alone.tree_mb / r.model_mb:.2f} |"
         )
         verdicts.append(
             (
@@ -261,6 +267,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sizes", nargs="*", default=list(SIZES))
     parser.add_argument("--verify-sizes", nargs="*", default=list(SIZES))
+    parser.add_argument(
+        "--durable-size", default="roberta-large", help="the checkpoint whose fsyncs are timed"
+    )
     parser.add_argument("--no-savedmodel", action="store_true", help="skip the SavedModel case")
     args = parser.parse_args()
     results, sizes_mb = {}, {}
@@ -268,8 +277,8 @@ def main() -> int:
         results[name] = bench_size(name, args.rounds)
         sizes_mb[name] = (CACHE / name / "tf_model.h5").stat().st_size / 1e6
     verdicts = convert_table(results, sizes_mb, args.rounds)
-    if args.sizes:
-        verdicts += durability_cost(args.sizes[-1], args.rounds)
+    if args.durable_size:
+        verdicts += durability_cost(args.durable_size, args.rounds)
     verdicts += verify_table(args.verify_sizes, args.rounds)
     if not args.no_savedmodel:
         verdicts += bench_saved_model(args.rounds)

@@ -2,12 +2,12 @@
 (the candidate run: float32, float16 or bfloat16), and again in float64.
 
 The candidate run is what is compared with the TF model; the float64 run measures that dtype's
-rounding noise on each output (gate.py), on the same loaded model (float64_pass.py). In a
-`tf2pt` process that has not imported torch yet,
-this half runs in a spawned child, so importing torch and transformers and the forward passes
-overlap with TensorFlow's import, build and forward pass in the parent, and the parent never
-imports torch at all: that pays for the float64 pass. Where torch is already imported (tests) or
-the process is not ours to reconfigure (the Python API in a notebook) it runs in-process.
+rounding noise on each output (gate.py), on the same loaded model (float64_pass.py). In a `tf2pt`
+process that has not imported torch yet, this half runs in a spawned child, so importing torch
+and transformers and the forward passes overlap with TensorFlow's import, build and forward pass
+in the parent, and the parent never imports torch at all: that pays for the float64 pass. Where
+torch is already imported (tests) or the process is not ours to reconfigure (the Python API in a
+notebook) it runs in-process.
 """
 
 from __future__ import annotations
