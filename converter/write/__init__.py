@@ -1,1 +1,2 @@
-"""The write stage: what the converted output is stored as, and how it reaches the disk."""
+"""Write: a clean plan carried out — tensors produced by their declared ops and streamed into
+safetensors, the output config, all staged in a temporary sibling and published whole."""
