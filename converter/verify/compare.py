@@ -56,11 +56,18 @@ def describe(name: str) -> str:
     }.get(name, "head output")
 
 
-def _select(array: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Keep non-padding positions when the output is per token ([sequences, len, …])."""
-    if array.ndim >= 2 and tuple(array.shape[:2]) == mask.shape:
-        return array[mask]
-    return array
+def _per_token(name: str, runs: list[Run]) -> bool:
+    """Whether an output is per token ([sequences, len, …]) in every batch. Batches differ in
+    width, so a per-row output whose size equals one batch's width (3 labels, a 3-token batch)
+    is not taken for a per-token one."""
+    return all(
+        run[0][name].ndim >= 2 and tuple(run[0][name].shape[:2]) == run[3].shape for run in runs
+    )
+
+
+def _select(array: np.ndarray, mask: np.ndarray, per_token: bool) -> np.ndarray:
+    """Keep non-padding positions of a per-token output."""
+    return array[mask] if per_token else array
 
 
 def compare_outputs(runs: list[Run], gate: Gate) -> list[OutputDiff]:
@@ -78,8 +85,11 @@ def compare_outputs(runs: list[Run], gate: Gate) -> list[OutputDiff]:
             )
     diffs = []
     for index, name in enumerate(names):
+        per_token = _per_token(name, runs)
         ref, cand, exact = (
-            np.concatenate([_select(run[k][name], run[3]).astype(np.float64) for run in runs])
+            np.concatenate(
+                [_select(run[k][name], run[3], per_token).astype(np.float64) for run in runs]
+            )
             for k in range(3)
         )
         if not ref.shape == cand.shape == exact.shape:
