@@ -247,3 +247,17 @@ def test_a_half_precision_tf1_checkpoint_converts_and_verifies(tmp_path, stored)
     assert report["passed"] and report["dtype"] == "float32"
     source = json.loads((tmp_path / "out" / "conversion_report.json").read_text())
     assert stored in {t["dtype"] for t in source["source_tensors"]}
+
+
+def test_verify_refuses_a_config_that_names_another_dtype_than_the_weights(
+    converted, minilm_mlm, tmp_path
+):
+    """transformers 5 loads the model in the dtype config.json names: it must be the weights'."""
+    import shutil
+
+    out = shutil.copytree(converted["bfloat16"], tmp_path / "out")
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps(config | {"dtype": "float32"}))
+    code, _, err = run_cli(["verify", str(minilm_mlm), str(out)])
+    assert code == 2 and "Traceback" not in err
+    assert 'config.json says "dtype": "float32" but the weights are bfloat16' in err

@@ -35,7 +35,8 @@ def _float32(array: np.ndarray) -> np.ndarray:
 
 
 def _to_float16(array: np.ndarray) -> np.ndarray:
-    out = _float32(array).astype(np.float16)  # numpy rounds to nearest, ties to even
+    with np.errstate(over="ignore"):  # beyond the range is ±inf, as in torch (and reported)
+        out = _float32(array).astype(np.float16)  # numpy rounds to nearest, ties to even
     nan = np.isnan(out)
     if nan.any():
         bits = out.view(np.uint16)
