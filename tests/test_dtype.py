@@ -261,3 +261,27 @@ def test_verify_refuses_a_config_that_names_another_dtype_than_the_weights(
     code, _, err = run_cli(["verify", str(minilm_mlm), str(out)])
     assert code == 2 and "Traceback" not in err
     assert 'config.json says "dtype": "float32" but the weights are bfloat16' in err
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_the_float64_pass_computes_what_the_model_loaded_in_float64_computes(
+    converted, reference, dtype
+):
+    """The noise is measured against a float64 run made by widening one module at a time
+    (the masked-LM decoder, 30,522 × 384, in blocks of rows) on the model loaded in its own
+    dtype: it must equal the model loaded in float64 outright."""
+    import torch
+
+    from converter.verify.torch_side import TorchRunner
+
+    class_name, batches, _ = reference
+    widened = TorchRunner(converted[dtype], class_name, dtype)
+    streamed = [widened.run(b, float64=True) for b in batches]
+    widened.model.to(torch.float64)
+    widened.numpy_dtype = np.dtype("float64")
+    loaded = [widened.run(b) for b in batches]
+    for ours, theirs in zip(streamed, loaded, strict=True):
+        assert ours.keys() == theirs.keys()
+        for name in ours:
+            assert ours[name].dtype == np.float64
+            np.testing.assert_allclose(ours[name], theirs[name], rtol=0, atol=1e-12, err_msg=name)
