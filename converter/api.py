@@ -36,6 +36,7 @@ from .pipeline import convert as _convert
 from .plan.analysis import Analysis, open_with_table, plan_source
 from .provenance import Patch, parse_patch
 from .provenance.assumptions import value_text
+from .write.dtypes import DEFAULT_DTYPE, output_dtype, stored_dtype
 
 if TYPE_CHECKING:
     from .doctor import Examination
@@ -76,6 +77,7 @@ def convert(
     settings: dict[str, Any] | None = None,
     config: str | Path | None = None,
     patches: tuple[str | Patch, ...] | list[str | Patch] = (),
+    dtype: str = DEFAULT_DTYPE,
     progress: Progress = _quiet,
     own_process: bool = False,
     diagnose: bool = True,
@@ -83,9 +85,10 @@ def convert(
     """Convert `src` into the directory `out` and (unless `verify=False`) prove parity.
 
     Returns the conversion report (and `.parity`, the ParityResult, when verified). Parity is
-    judged against the measured float32 noise unless `atol`/`rtol` fix the bounds. A parity
-    failure raises ParityError and leaves its evidence in `<out>.parity-failed/`, with the known
-    causes tried on the converted model (unless `diagnose=False`) and the best one in its hint.
+    judged against the noise measured in the output's `dtype` (float32, float16 or bfloat16: every
+    floating tensor is written in it) unless `atol`/`rtol` fix the bounds. A parity failure
+    raises ParityError and leaves its evidence in `<out>.parity-failed/`, with the known causes
+    tried on the converted model (unless `diagnose=False`) and the best one in its hint.
     `settings` are values for the converted model's config (`--set`, transformers' terms; the
     TF reference takes only those replacing a value the table guessed, so parity tests the
     rest); `config` is a config file to read as the source's own (`--config`); `patches` are
@@ -104,6 +107,7 @@ def convert(
         settings=dict(settings or {}),
         config_file=Path(config) if config is not None else None,
         patches=tuple(p if isinstance(p, Patch) else parse_patch(p) for p in patches),
+        dtype=output_dtype(dtype).name,
     )
     gate = _gate(atol, rtol)
     results: list[ParityResult] = []
@@ -129,6 +133,7 @@ def convert(
                 num_labels=num_labels,
                 tokenizer=tokenizer,
                 tokenizer_style=tokenizer_style,
+                dtype=dtype,
                 config=config,
                 settings=settings,
                 patches=patches,
@@ -178,6 +183,7 @@ def verify(
         raise InputError(
             "not a converted model directory (no readable config.json with architectures)", out
         ) from None
+    _check_stated_dtype(out, out_config)
     source, table = open_with_table(src, arch, Path(config) if config is not None else None)
     head = table.head_for_class(class_name)
     if head is None:
@@ -228,11 +234,28 @@ def _fix_command(src, out, **given: Any) -> str:
     options = [f"{flags[k]} {shlex.quote(str(v))}" for k, v in given.items() if k in flags and v]
     if given.get("tokenizer_style") not in (None, "faithful"):
         options.append(f"--tokenizer-style {given['tokenizer_style']}")
+    if given.get("dtype") not in (None, DEFAULT_DTYPE):
+        options.append(f"--dtype {given['dtype']}")
     settings = given.get("settings") or {}
     options += [f"--set {shlex.quote(f'{k}={value_text(v)}')}" for k, v in settings.items()]
     patches = [p.text() if isinstance(p, Patch) else str(p) for p in given.get("patches") or ()]
     options += [f"--patch {shlex.quote(p)}" for p in patches]
     return convert_command(src, out, tuple(options))
+
+
+def _check_stated_dtype(out: Path, out_config: dict[str, Any]) -> None:
+    """config.json must name the dtype the weights are stored in: transformers 5 loads the model
+    in the one it names."""
+    from .write.output_config import DTYPE_KEYS
+
+    stored = stored_dtype(out)
+    for key in DTYPE_KEYS:
+        if out_config.get(key) not in (None, stored):
+            raise InputError(
+                f'config.json says "{key}": "{out_config[key]}" but the weights are {stored}',
+                out,
+                f'set "{key}": "{stored}" in config.json',
+            )
 
 
 def _tokenizer_parity(source, out: Path, texts: tuple[str, ...], progress: Progress):

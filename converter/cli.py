@@ -21,6 +21,7 @@ from .report.conversion import source_row
 from .tables import load_table, table_names
 from .tables.config_keys import family_tables, model_keys
 from .tf_import import VERBOSE_ENV
+from .write.dtypes import DEFAULT_DTYPE, OUTPUT_DTYPES
 from .write.model_files import json_text
 
 SIZE_UNITS = {
@@ -165,6 +166,14 @@ def _diagnosis_option(command):
     help="faithful: the source's own tokenization rules; canonical: the family's Hugging Face "
     "tokenizer, reported as a chosen deviation where the two differ.",
 )
+@click.option(
+    "--dtype",
+    type=click.Choice(list(OUTPUT_DTYPES)),
+    default=DEFAULT_DTYPE,
+    show_default=True,
+    help="Write every floating tensor in this dtype (rounded to nearest even); parity runs the "
+    "converted model in it and judges it against that dtype's own measured noise.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the conversion report as JSON.")
 def convert_cmd(
     src,
@@ -184,6 +193,7 @@ def convert_cmd(
     config,
     patches,
     tokenizer_style,
+    dtype,
     as_json,
 ):
     """Convert the checkpoint SRC into the PyTorch directory OUT (then verify parity)."""
@@ -214,6 +224,7 @@ def convert_cmd(
         config=config,
         patches=fixes,
         tokenizer_style=tokenizer_style,
+        dtype=dtype,
         progress=_say,
         own_process=_own_process(),
         diagnose=not no_diagnosis,
@@ -222,7 +233,7 @@ def convert_cmd(
         _print_json(result.report)
     counts = result.report["counts"]
     _say(
-        f"wrote {out} ({result.report['class']}, {counts['parameters']:,} parameters; "
+        f"wrote {out} ({result.report['class']}, {counts['parameters']:,} {dtype} parameters; "
         f"{counts['mapped']} mapped, {counts['duplicates']} duplicate, {counts['ignored']} "
         f"ignored, {counts['tied']} tied, {counts['synthesized']} synthesized)"
     )

@@ -25,6 +25,7 @@ from .tokenizers import (
     parity_failure,
     write_tokenizer,
 )
+from .write.dtypes import DEFAULT_DTYPE, output_dtype
 from .write.model_files import write_json, write_model
 from .write.output_config import output_config
 from .write.staging import StagedOutput
@@ -47,6 +48,7 @@ class ConvertOptions:
     tokenizer: Path | None = None  # where the tokenizer is, when not beside the weights
     tokenizer_style: str = "faithful"  # or "canonical" (converter/tokenizers/rules.py)
     texts: tuple[str, ...] = ()  # extra text for tokenizer parity
+    dtype: str = DEFAULT_DTYPE  # every floating tensor is written in it (write/dtypes.py)
     settings: dict[str, Any] = field(default_factory=dict)  # --set: the output config's values
     config_file: Path | None = None  # --config: the source's config, in place of its own
     patches: tuple[Patch, ...] = ()  # --patch: layout fixes applied to the converted tensors
@@ -117,9 +119,11 @@ def _write(
     """Weights (with the --patch steps), config, extra files, tokenizer and
     conversion_report.json into `staged`."""
     source, plan = analysis.source, analysis.plan
-    config, config_notes = output_config(analysis.config, plan)
+    dtype = output_dtype(options.dtype)
+    config, config_notes = output_config(analysis.config, plan, dtype.name)
     warnings: list[str] = []
-    jobs = patch_jobs(mapped_jobs(source, plan, warnings) + synthesized_jobs(plan), steps)
+    jobs = mapped_jobs(source, plan, warnings, dtype) + synthesized_jobs(plan, dtype)
+    jobs = patch_jobs(jobs, steps)
     try:
         files = write_model(staged, jobs, options.max_shard_bytes)
     finally:
@@ -146,6 +150,7 @@ def _write(
     report["assumptions"] = [a.to_dict() for a in analysis.assumptions]
     report["patches"] = [p.to_dict() for p in options.patches]
     report["tokenizer"] = tokenizer.to_dict()
+    report["dtype"] = dtype.name
     write_json(staged / REPORT_FILE, report)
     return Written(report, tokenizer, warnings)
 

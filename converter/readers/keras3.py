@@ -47,6 +47,7 @@ PRESET_TASK = "task.json"
 PRESET_TASK_WEIGHTS = "task.weights.h5"
 BACKBONE_SUFFIX = "_backbone"  # keras-hub names every backbone class `<Model>Backbone`
 BACKBONE_ROOT = "backbone/"
+BFLOAT16 = "bfloat16"
 
 
 def _is_preset(path: Path) -> bool:
@@ -123,7 +124,9 @@ def _list_file(file: Path, member: str | None, backbone_only: bool) -> Listing:
             else:
                 canonical = name
             shape = tuple(int(d) for d in obj.shape)
-            stored.append((name, canonical, shape, obj.dtype.str))
+            # Keras 3 stores bfloat16 as opaque 2-byte values marked by a `dtype` attribute.
+            dtype = BFLOAT16 if obj.attrs.get("dtype") == BFLOAT16 else obj.dtype.str
+            stored.append((name, canonical, shape, dtype))
 
         h5.visititems(visit)
         return backbone_name, stored
@@ -152,12 +155,15 @@ class _OpenFiles:
     def __init__(self) -> None:
         self._open: dict[tuple[Path, str | None], tuple[h5py.File, Any]] = {}
 
-    def read(self, file: Path, member: str | None, dataset: str, index: Index) -> np.ndarray:
+    def read(
+        self, file: Path, member: str | None, dataset: str, dtype: np.dtype, index: Index
+    ) -> np.ndarray:
         key = (file, member)
         if key not in self._open:
             self._open[key] = _open_h5(file, member)
         data = self._open[key][0][dataset]
-        return np.asarray(data[()] if index is None else data[index])
+        array = np.asarray(data[()] if index is None else data[index])
+        return array.view(dtype) if dtype.name == BFLOAT16 else array
 
     def close(self) -> None:
         for h5, archive in self._open.values():
@@ -258,6 +264,19 @@ def _keras(file: Path) -> bool:
         return False
 
 
+def _numpy_dtype(name: str, file: Path) -> np.dtype:
+    """numpy's dtype for a stored one; bfloat16 is ml_dtypes' (what TF and Keras use)."""
+    if name != BFLOAT16:
+        return np.dtype(name)
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise InputError(
+            "holds bfloat16 tensors", file, "pip install ml_dtypes to read them"
+        ) from None
+    return np.dtype(ml_dtypes.bfloat16)
+
+
 def read(path: Path) -> Source:
     form = _form(path)
     config, files = FORMS[form](path)
@@ -283,8 +302,8 @@ def read(path: Path) -> Source:
             SourceTensor(
                 name=name,
                 shape=shape,
-                dtype=np.dtype(dtype),
-                read=partial(files_open.read, file, member, dataset),
+                dtype=_numpy_dtype(dtype, file),
+                read=partial(files_open.read, file, member, dataset, _numpy_dtype(dtype, file)),
                 origin=f"{where}:{dataset}",
             )
             for dataset, name, shape, dtype in stored

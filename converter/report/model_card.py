@@ -101,6 +101,7 @@ def _source(report: dict[str, Any]) -> list[str]:
         f"| weight files | {', '.join(f'`{w}`' for w in src['weight_files'])} |",
         f"| mapping table | `{report['table']}` |",
         f"| head | {report['head']} → `{report['class']}` |",
+        f"| dtype | {report.get('dtype', 'float32')} (every floating tensor) |",
         f"| converted by | tf2pt {report['tool']['version']} |",
     ]
 
@@ -166,7 +167,25 @@ def _parity(parity: dict[str, Any] | None) -> list[str]:
             f"| `{o.get('name')}` | {o.get('description', '')} | {_num(o.get('max_abs_diff'))} "
             f"| {_num(tolerance)} | {ok} |"
         )
-    return lines
+    return lines + _precision(parity)
+
+
+def _precision(parity: dict[str, Any]) -> list[str]:
+    """For a float16/bfloat16 model: its top-1 agreement with the float32 reference, and what a
+    check in its dtype can and cannot tell apart from rounding."""
+    from .verify.resolution import resolution_lines
+
+    dtype = parity.get("dtype", "float32")
+    if dtype == "float32":
+        return []
+    lines = ["", f"The model ran in {dtype}, the TensorFlow reference in float32."]
+    for o in parity.get("outputs", []):
+        if o.get("argmax_agreement") is not None:
+            lines.append(
+                f"Top-1 agreement of `{o['name']}` with the float32 reference: "
+                f"{o['argmax_agreement']:.2%} of rows."
+            )
+    return lines + ["", *resolution_lines(dtype)]
 
 
 def model_card(report: dict[str, Any], parity: dict[str, Any] | None) -> str:

@@ -85,7 +85,7 @@ class KerasHubRunner:
     @staticmethod
     def _load(source: Source, plan: Plan, keras, keras_hub):
         if source.form == ".keras":
-            return keras.saving.load_model(str(source.path), compile=False)
+            return _in_float32(keras.saving.load_model(str(source.path), compile=False))
         if source.form == "preset":
             bare = plan.table.heads[plan.head].bare
             cls = getattr(keras_hub.models, "Backbone" if bare else source.config["task_class"])
@@ -226,6 +226,27 @@ OUTPUT_SOURCES: dict[str, Callable[[KerasHubRunner, dict[str, Any], list, Any], 
     "masked_lm_every_position": _masked_lm_every_position,
     "pooled_output": _pooled_output,
 }
+
+
+def _float32_config(config: Any) -> Any:
+    """A Keras config with every dtype policy replaced by float32."""
+    if isinstance(config, dict):
+        return {k: "float32" if k == "dtype" else _float32_config(v) for k, v in config.items()}
+    if isinstance(config, list):
+        return [_float32_config(v) for v in config]
+    return config
+
+
+def _in_float32(model):
+    """The reference computes in float32 whatever dtype the source was saved in: a `.keras`
+    file keeps its bfloat16/float16 policy, so such a model is rebuilt from its config in
+    float32 and given its stored weights, widened exactly (presets and bare weights files are
+    built in float32 already)."""
+    if all(w.dtype == "float32" for w in model.weights):
+        return model
+    rebuilt = type(model).from_config(_float32_config(model.get_config()))
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
 
 
 def _build_from_dims(source: Source, plan: Plan, keras_hub):

@@ -1,9 +1,9 @@
 """Run both models on the same inputs and judge parity; the reports are written by report.py.
 
-The TF reference runs in this process; the converted PyTorch model runs in float32 and float64
-(torch_side.py), in a child process when that overlaps the two frameworks' start-up. When parity
-fails, known causes are tried on the converted model against the TF outputs already computed
-(diagnosis.py) before the PyTorch side is let go."""
+The TF reference runs in this process; the converted PyTorch model runs in the dtype its weights
+are stored in and in float64 (torch_side.py), in a child process when that overlaps the two
+frameworks' start-up. When parity fails, known causes are tried on the converted model against
+the TF outputs already computed (diagnosis.py) before the PyTorch side is let go."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import json
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,13 @@ from ..errors import ParityError, Tf2ptError, UsageError
 from ..plan.accounting import Plan
 from ..plan.analysis import Analysis
 from ..tables.reference import feeds, runner_name
+from ..write.dtypes import stored_dtype
 from .compare import OutputDiff, compare_outputs, uncompared
 from .diagnosis import DiagnosisRun, diagnose
 from .diagnosis_report import convert_command, diagnosis_json, diagnosis_line, lead_line
 from .gate import MEASURED_NOISE, Gate
 from .inputs import ParityInputs, make_inputs
+from .resolution import resolution
 from .runners import Outputs, declared_runner
 from .torch_side import TorchSide
 
@@ -57,6 +59,11 @@ class ParityResult:
     fix_command: str = ""  # `tf2pt convert SRC OUT …`, completed by a diagnosis's options
 
     @property
+    def precision(self) -> str:
+        """The dtype the converted model was run in: the one its weights are stored in."""
+        return self.gate.precision
+
+    @property
     def max_abs_diff(self) -> float:
         return max((d.max_abs_diff for d in self.diffs), default=0.0)
 
@@ -84,6 +91,8 @@ class ParityResult:
             "not_compared": self.not_compared,
             "declared_deviations": self.declared_deviations,
             "class": self.class_name,
+            "dtype": self.precision,
+            "resolution": resolution(self.precision),
             "reference": self.reference,
             "source": self.source,
             "output": self.output,
@@ -186,8 +195,12 @@ def run_parity(
     fix_command = fix_command or convert_command(source.path, output)
     runner = declared_runner(plan)
     reference = runner.reference(source, plan)
-    progress(f"running the converted model ({plan.class_name}) in float32 and float64")
-    torch_side = TorchSide(out_dir, plan.class_name, inputs.batches, own_process)
+    gate = replace(gate, precision=stored_dtype(out_dir))
+    progress(f"running the converted model ({plan.class_name}) in {gate.precision} and float64")
+    ties = tuple((t.dst, t.same_as) for t in plan.tied)
+    torch_side = TorchSide(
+        out_dir, plan.class_name, inputs.batches, own_process, gate.precision, ties
+    )
     try:
         t0 = time.perf_counter()
         progress(f"building the reference: {reference}, from {source.path}")
@@ -266,9 +279,9 @@ def check_converted(
     seconds["pytorch_wait"] = round(time.perf_counter() - t0, 3)
     seconds["pytorch"] = torch_runs.seconds
     runs = [
-        (r, c32, c64, b.flat_mask())
-        for r, c32, c64, b in zip(
-            references, torch_runs.float32, torch_runs.float64, inputs.batches, strict=True
+        (r, candidate, exact, b.flat_mask())
+        for r, candidate, exact, b in zip(
+            references, torch_runs.candidate, torch_runs.float64, inputs.batches, strict=True
         )
     ]
     diffs = compare_outputs(runs, gate)
