@@ -9,28 +9,17 @@ writes the same bytes.
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from ..provenance.assumptions import markdown_section
+from ..tables import load_yaml, tables_dir
+from ..tables.schemas import MODEL_CARD
 
 CARD_FILE = "README.md"
 LOAD_FROM = "path/to/this/directory"  # the card never names the output dir: same input, same bytes
 PARITY_JSON = "parity_report.json"
-PIPELINE_TAGS = {  # head → the hub's pipeline tag
-    "base-model": "feature-extraction",
-    "masked-lm": "fill-mask",
-    "pretraining": "fill-mask",
-    "causal-lm": "text-generation",
-    "sequence-classification": "text-classification",
-    "token-classification": "token-classification",
-    "question-answering": "question-answering",
-}
-LAYOUT_TAGS = {
-    "hf-keras": "transformers-tf",
-    "keras-hub": "keras-hub",
-    "tf1-checkpoint": "tf1-checkpoint",
-}
 COUNT_ROWS = (
     ("source_tensors", "source tensors"),
     ("mapped", "mapped to a PyTorch parameter"),
@@ -46,6 +35,16 @@ COUNT_ROWS = (
 )
 
 
+@cache
+def _hub_tags() -> dict[str, dict[str, str]]:
+    """Head → pipeline tag and layout → tag (mappings/shared/model-card.yaml)."""
+    return load_yaml(tables_dir() / "shared" / "model-card.yaml", MODEL_CARD)
+
+
+def _pipeline_tag(report: dict[str, Any]) -> str | None:
+    return _hub_tags()["pipeline_tags"].get(report["head"])
+
+
 def _base_model(report: dict[str, Any]) -> str | None:
     """A hub id the source names itself (`_name_or_path` like `org/name`), never a local path."""
     name = str(report.get("source", {}).get("name_or_path") or "")
@@ -55,13 +54,14 @@ def _base_model(report: dict[str, Any]) -> str | None:
 
 def front_matter(report: dict[str, Any]) -> list[str]:
     layout = report["source"]["layout"]
-    tags = ["tf2pt", report["architecture"], LAYOUT_TAGS.get(layout, layout), "pytorch"]
+    layout_tag = _hub_tags()["layout_tags"].get(layout, layout)
+    tags = ["tf2pt", report["architecture"], layout_tag, "pytorch"]
     lines = ["---", "library_name: transformers"]
     base = _base_model(report)
     if base:
         lines.append(f"base_model: {base}")
-    if report["head"] in PIPELINE_TAGS:
-        lines.append(f"pipeline_tag: {PIPELINE_TAGS[report['head']]}")
+    if _pipeline_tag(report):
+        lines.append(f"pipeline_tag: {_pipeline_tag(report)}")
     lines += ["tags:", *(f"- {t}" for t in dict.fromkeys(tags)), "---"]
     return lines
 
@@ -79,12 +79,12 @@ def _how_to_load(report: dict[str, Any]) -> list[str]:
     ]
     if report.get("tokenizer", {}).get("files"):
         lines.append("tokenizer = AutoTokenizer.from_pretrained(where)")
-    if report["head"] in PIPELINE_TAGS and report.get("tokenizer", {}).get("files"):
+    if _pipeline_tag(report) and report.get("tokenizer", {}).get("files"):
         lines += [
             "",
             "from transformers import pipeline",
             "",
-            f'run = pipeline("{PIPELINE_TAGS[report["head"]]}", model=where)',
+            f'run = pipeline("{_pipeline_tag(report)}", model=where)',
         ]
     return lines + ["```"]
 

@@ -348,3 +348,15 @@ HYPOTHESES = Obj(
     },
     frozenset({"schema", "config", "weights", "ops", "commands"}),
 )
+
+
+# mappings/shared/model-card.yaml: the model card's hub tags for heads and source layouts
+MODEL_CARD = Obj(
+    {
+        "schema": int,
+        "description": str,
+        "pipeline_tags": MapOf(str),
+        "layout_tags": MapOf(str),
+    },
+    frozenset({"schema", "pipeline_tags", "layout_tags"}),
+)

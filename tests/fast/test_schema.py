@@ -13,6 +13,7 @@ from converter.tables.schemas import (
     FAIRSEQ,
     HYPOTHESES,
     KINDS,
+    MODEL_CARD,
     REPAIRS,
     TOKENIZER_FAMILIES,
     VOCABULARY,
@@ -30,6 +31,8 @@ def _shared_schema(path):
         return names_schema(tuple(kinds_of().kinds))
     if path.stem == "hypotheses":
         return HYPOTHESES
+    if path.stem == "model-card":
+        return MODEL_CARD
     return VOCABULARY
 
 
