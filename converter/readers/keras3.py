@@ -46,6 +46,9 @@ PRESET_WEIGHTS = "model.weights.h5"
 PRESET_TASK = "task.json"
 PRESET_TASK_WEIGHTS = "task.weights.h5"
 BACKBONE_SUFFIX = "_backbone"  # keras-hub names every backbone class `<Model>Backbone`
+# The backbone layer's name: `<model>_backbone`, or `<model>_backbone_<n>` when the process that
+# saved it had built other backbones of that class first (Keras keeps layer names unique).
+BACKBONE_NAME = re.compile(rf"(?P<model>.+){BACKBONE_SUFFIX}(?:_\d+)?")
 BACKBONE_ROOT = "backbone/"
 BFLOAT16 = "bfloat16"
 
@@ -69,7 +72,9 @@ def _snake(class_name: str) -> str:
 def model_type_of(backbone_name: str) -> str:
     """`XLMRobertaBackbone` or `xlm_roberta_backbone` → `xlm_roberta`: the keras-hub model's
     own name, which the tables list among their `model_types`."""
-    return _snake(backbone_name).removesuffix(BACKBONE_SUFFIX)
+    snake = _snake(backbone_name)
+    named = BACKBONE_NAME.fullmatch(snake)
+    return named.group("model") if named else snake
 
 
 # --- weights: listing (in a child process, see `isolated`) and reading ---------------------------
@@ -91,11 +96,11 @@ def _backbone_group(h5: h5py.File) -> tuple[str | None, str]:
     for a task's file, None when it holds none (a preset's task.weights.h5) — and its name."""
     top = h5.get("vars")
     top_name = str(top.attrs.get("name", "")) if isinstance(top, h5py.Group) else ""
-    if top_name.endswith(BACKBONE_SUFFIX):
+    if BACKBONE_NAME.fullmatch(top_name):
         return "", top_name
     layers = h5.get("layers")
     found = (
-        [n for n in layers if n.endswith(BACKBONE_SUFFIX)] if isinstance(layers, h5py.Group) else []
+        [n for n in layers if BACKBONE_NAME.fullmatch(n)] if isinstance(layers, h5py.Group) else []
     )
     return (f"layers/{found[0]}", found[0]) if len(found) == 1 else (None, "")
 

@@ -173,7 +173,7 @@ def _parity(parity: dict[str, Any] | None) -> list[str]:
 def _precision(parity: dict[str, Any]) -> list[str]:
     """For a float16/bfloat16 model: its top-1 agreement with the float32 reference, and what a
     check in its dtype can and cannot tell apart from rounding."""
-    from .verify.resolution import resolution_lines
+    from ..verify.resolution import resolution_lines
 
     dtype = parity.get("dtype", "float32")
     if dtype == "float32":
