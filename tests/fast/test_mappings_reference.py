@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 
 from converter.doctor.repairs import REPAIR_KINDS
+from converter.provenance.patches import OPS as PATCH_OPS
 from converter.tables import keras_hub_spec, load_table, reference, table_names, tf1_encoder_spec
 from converter.tables.config_keys import GUESS_KEYS
+from converter.tables.hypotheses import load_hypotheses
 from converter.tables.load import FILL_KINDS, kinds_of
 from converter.tables.ops import OPS
 from converter.tables.schema import ListOf, MapOf, Obj, OneOf
@@ -130,6 +132,13 @@ def test_every_shipped_layout_is_named():
     text = section("Table files")
     missing = undocumented({t.layout for t in tables}, text)
     assert not missing, f"mappings/README.md, 'Table files', lacks layouts {missing}"
+
+
+def test_every_hypothesis_op_patch_op_and_config_key_is_named():
+    hypotheses = load_hypotheses()
+    words = set(hypotheses.ops) | set(PATCH_OPS) | {h.key for h in hypotheses.config}
+    missing = undocumented(words, section("hypotheses.yaml"))
+    assert not missing, f"mappings/README.md, 'hypotheses.yaml', lacks {missing}"
 
 
 def test_the_check_finds_an_undocumented_key():
