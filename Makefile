@@ -34,9 +34,13 @@ $(HF5_VENV)/.installed:
 	$(HF5_VENV)/bin/pip install --quiet $(FIND_LINKS) 'transformers>=5,<6' safetensors numpy
 	touch $@
 
+# One pytest worker per core (pytest-xdist); worksteal hands each worker a contiguous half of the
+# tests, so a module's fixtures mostly stay on one worker, and rebalances the tail. Sources the
+# tests build are kept by content under .cache/fixtures/ (tests/fixture_cache.py).
+TEST_WORKERS ?= 2
 test: install
 	$(BIN)/ruff check converter tests scripts
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 # Tables and planner on synthetic tensor listings, no files and no frameworks (the guard fails the
 # run if TensorFlow, torch or transformers got imported; the full suite checks that in a subprocess).

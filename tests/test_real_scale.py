@@ -19,11 +19,15 @@ from . import real_models
 from .conftest import (
     BERT_HEAD_CLASSES,
     HEAD_CLASSES,
+    KERAS_HUB_CLASSES,
+    TF1_KINDS,
     copy_tree,
     mutated_copy,
     run_cli,
     save_tf1_checkpoint,
 )
+from .fixture_cache import build_once, kept, run_root
+from .mutations import swapped
 from .real_weights import minilm_dir
 
 CLASSES = {"bert": BERT_HEAD_CLASSES, "roberta": HEAD_CLASSES}
@@ -36,7 +40,8 @@ HEAD_CONFIG = {  # what a user of each head sets in its config
 
 
 class RealCorpus:
-    """Sources built on first use and kept for the session, each converted once."""
+    """Sources built on first use and kept by content across runs (tests/fixture_cache.py),
+    each converted once per run into `root`, which the run's workers share."""
 
     def __init__(self, root: Path):
         self.root = root
@@ -44,7 +49,11 @@ class RealCorpus:
 
     def _once(self, key: tuple, build) -> Path:
         if key not in self.cache:
-            self.cache[key] = build(self.root / "-".join(map(str, key)))
+            name = "-".join(map(str, key))
+            if key[0] == "out":  # the code under test's work: never kept across runs
+                self.cache[key] = build_once(self.root, name, build)
+            else:
+                self.cache[key] = kept(f"real-{name}", build, key)
         return self.cache[key]
 
     def pytorch(self, family: str, width: int = 1, positions: int | None = None) -> Path:
@@ -74,11 +83,7 @@ class RealCorpus:
         def build(directory: Path) -> Path:
             import keras_hub
 
-            cls = {
-                "base-model": keras_hub.models.RobertaBackbone,
-                "sequence-classification": keras_hub.models.RobertaTextClassifier,
-                "masked-lm": keras_hub.models.RobertaMaskedLM,
-            }[head]
+            cls = getattr(keras_hub.models, KERAS_HUB_CLASSES[head])
             kwargs = {} if head == "base-model" else {"preprocessor": None}
             if head == "sequence-classification":
                 kwargs["num_classes"] = 3
@@ -90,10 +95,9 @@ class RealCorpus:
 
     def tf1(self, kind: str, width: int = 1) -> Path:
         """google-research/bert checkpoints written by TF's Saver from TFBert* weights."""
-        cls = {"pretraining": "BertForPreTraining", "classifier": "BertForSequenceClassification"}
 
         def build(directory: Path) -> Path:
-            model = real_models.tf_model(self.pytorch("bert", width), cls[kind], num_labels=3)
+            model = real_models.tf_model(self.pytorch("bert", width), TF1_KINDS[kind], num_labels=3)
             return save_tf1_checkpoint(model, directory, with_optimizer=False)
 
         return self._once(("tf1", kind, width), build)
@@ -109,7 +113,7 @@ class RealCorpus:
 
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory) -> RealCorpus:
-    return RealCorpus(tmp_path_factory.mktemp("real"))
+    return RealCorpus(run_root(tmp_path_factory) / "real")
 
 
 def _parity(out: Path) -> dict:
@@ -205,13 +209,8 @@ def _verify_mutated(corpus, tmp_path, family, head, tensors=None, config=None) -
 
 
 def _swap_query_key(layer: int, prefix: str):
-    def mutate(t):
-        base = f"{prefix}encoder.layer.{layer}.attention.self."
-        for kind in ("weight", "bias"):
-            q, k = base + "query." + kind, base + "key." + kind
-            t[q], t[k] = t[k], t[q]
-
-    return mutate
+    attention = f"{prefix}encoder.layer.{layer}.attention.self."
+    return swapped(attention + "query", attention + "key")
 
 
 def _permute_one_head_in_query(layer: int, head: int, prefix: str):
