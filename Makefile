@@ -34,13 +34,12 @@ $(HF5_VENV)/.installed:
 	$(HF5_VENV)/bin/pip install --quiet $(FIND_LINKS) 'transformers>=5,<6' safetensors numpy
 	touch $@
 
-# One pytest worker per core (pytest-xdist); worksteal hands each worker a contiguous half of the
-# tests, so a module's fixtures mostly stay on one worker, and rebalances the tail. Sources the
-# tests build are kept by content under .cache/fixtures/ (tests/fixture_cache.py).
+# One pytest worker per core (pytest-xdist); a test file stays on one worker, so its module
+# fixtures are built once.
 TEST_WORKERS ?= 2
 test: install
 	$(BIN)/ruff check converter tests scripts
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Tables and planner on synthetic tensor listings, no files and no frameworks (the guard fails the
 # run if TensorFlow, torch or transformers got imported; the full suite checks that in a subprocess).
@@ -60,15 +59,18 @@ bench: install
 
 # Convert and verify every checkpoint under SRC_DIR into OUT_DIR, then write OUT_DIR/summary.*.
 # `make -j4 -k convert-all SRC_DIR=… OUT_DIR=…`: parallel, past failures; exit non-zero if any failed.
-# ATOL/RTOL empty: parity is judged against the float32 noise measured on each model.
+# ATOL/RTOL empty: parity is judged against the noise measured on each model in its dtype.
+# DTYPE (float32, bfloat16 or float16; empty: float32): what every floating tensor is written in.
 ATOL ?=
 RTOL ?=
+DTYPE ?=
 convert-all: install
-	@test -n "$(SRC_DIR)" -a -n "$(OUT_DIR)" || { echo "usage: make convert-all SRC_DIR=dir OUT_DIR=dir [ATOL=x] [RTOL=y]" >&2; exit 2; }
+	@test -n "$(SRC_DIR)" -a -n "$(OUT_DIR)" || { echo "usage: make convert-all SRC_DIR=dir OUT_DIR=dir [ATOL=x] [RTOL=y] [DTYPE=bfloat16]" >&2; exit 2; }
 	@test -d "$(SRC_DIR)" || { echo "convert-all: SRC_DIR $(SRC_DIR) is not a directory" >&2; exit 2; }
 	@status=0; \
 	$(MAKE) --no-print-directory -f scripts/pipeline.mk convert SRC_DIR="$(SRC_DIR)" \
-	  OUT_DIR="$(OUT_DIR)" ATOL="$(ATOL)" RTOL="$(RTOL)" TF2PT="$(abspath $(BIN))/tf2pt" || status=$$?; \
+	  OUT_DIR="$(OUT_DIR)" ATOL="$(ATOL)" RTOL="$(RTOL)" DTYPE="$(DTYPE)" \
+	  TF2PT="$(abspath $(BIN))/tf2pt" || status=$$?; \
 	$(BIN)/tf2pt summarize "$(OUT_DIR)" --sources "$(SRC_DIR)" || status=1; \
 	exit $$status
 

@@ -7,6 +7,7 @@ modules that do the work.)
 
     result = convert("tf-checkpoint/", "pytorch-model/")      # raises on any failure
     result.report["counts"], result.parity.least_margin
+    convert(src, out, settings={"hidden_act": "gelu_new"}, patches=["swap=q.weight,k.weight"])
     parity = verify("tf-checkpoint/", "pytorch-model/")       # a ParityResult; check .passed
     found = doctor("pytorch_model.bin", arch="bert", settings={"num_attention_heads": 12})
 
@@ -18,6 +19,7 @@ progress lines.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,9 @@ from .pipeline import (
 )
 from .pipeline import convert as _convert
 from .plan.analysis import Analysis, open_with_table, plan_source
+from .provenance import Patch, parse_patch
+from .provenance.assumptions import value_text
+from .write.dtypes import DEFAULT_DTYPE, output_dtype, stored_dtype
 
 if TYPE_CHECKING:
     from .doctor import Examination
@@ -68,14 +73,27 @@ def convert(
     texts: tuple[str, ...] = (),
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
     tokenizer: str | Path | None = None,
+    tokenizer_style: str = "faithful",
+    settings: dict[str, Any] | None = None,
+    config: str | Path | None = None,
+    patches: tuple[str | Patch, ...] | list[str | Patch] = (),
+    dtype: str = DEFAULT_DTYPE,
     progress: Progress = _quiet,
     own_process: bool = False,
+    diagnose: bool = True,
 ) -> ConversionResult:
     """Convert `src` into the directory `out` and (unless `verify=False`) prove parity.
 
     Returns the conversion report (and `.parity`, the ParityResult, when verified). Parity is
-    judged against the measured float32 noise unless `atol`/`rtol` fix the bounds. A parity
-    failure raises ParityError and leaves its evidence in `<out>.parity-failed/`.
+    judged against the noise measured in the output's `dtype` (float32, float16 or bfloat16: every
+    floating tensor is written in it) unless `atol`/`rtol` fix the bounds. A parity failure
+    raises ParityError and leaves its evidence in `<out>.parity-failed/`, with the known causes
+    tried on the converted model (unless `diagnose=False`) and the best one in its hint.
+    `settings` are values for the converted model's config (`--set`, transformers' terms; the
+    TF reference takes only those replacing a value the table guessed, so parity tests the
+    rest); `config` is a config file to read as the source's own (`--config`); `patches` are
+    `--patch` fixes ("op=tensor[,tensor]"); `tokenizer_style` is "faithful" (the source's own
+    tokenization) or "canonical" (the family's Hugging Face tokenizer).
     `own_process` is for the `tf2pt` command only (see verify/torch_side.py)."""
     options = ConvertOptions(
         head=head,
@@ -85,6 +103,11 @@ def convert(
         max_shard_bytes=max_shard_bytes,
         tokenizer=Path(tokenizer) if tokenizer is not None else None,
         texts=tuple(texts),
+        tokenizer_style=tokenizer_style,
+        settings=dict(settings or {}),
+        config_file=Path(config) if config is not None else None,
+        patches=tuple(p if isinstance(p, Patch) else parse_patch(p) for p in patches),
+        dtype=output_dtype(dtype).name,
     )
     gate = _gate(atol, rtol)
     results: list[ParityResult] = []
@@ -94,10 +117,31 @@ def convert(
         from .verify.parity import run_parity
 
         result = run_parity(
-            analysis, staged, gate, texts, progress, published_as=Path(out), own_process=own_process
+            analysis,
+            staged,
+            gate,
+            texts,
+            progress,
+            published_as=Path(out),
+            own_process=own_process,
+            diagnose_failure=diagnose,
+            fix_command=_fix_command(
+                src,
+                out,
+                head=head,
+                arch=arch,
+                num_labels=num_labels,
+                tokenizer=tokenizer,
+                tokenizer_style=tokenizer_style,
+                dtype=dtype,
+                config=config,
+                settings=settings,
+                patches=patches,
+            ),
         )
         if not result.passed:  # kept beside OUT, not as OUT
             result.output = str(parity_failed_dir(Path(out)))
+        result.patches = [p.to_dict() for p in options.patches]
         write_reports(result, staged)
         progress(parity_line(result))
         results.append(result)
@@ -116,12 +160,17 @@ def verify(
     atol: float | None = None,
     rtol: float | None = None,
     texts: tuple[str, ...] = (),
+    config: str | Path | None = None,
     progress: Progress = _quiet,
     own_process: bool = False,
+    diagnose: bool = True,
 ) -> ParityResult:
     """Run `src`'s TF model and the converted model in `out` on the same inputs and compare;
     the reports are written into `out`; the tokenizers are compared too (`.tokenizer`). Returns
-    the result whatever it says: `.failure()` is the error the command raises, if any."""
+    the result whatever it says: `.failure()` is the error the command raises, if any; on a
+    failure `.diagnosis` holds the known causes tried (unless `diagnose=False`).
+    `config` is the source's config file when it is not beside the weights (`--config`); what
+    the converted model assumed is read from `out`'s conversion_report.json."""
     from .report.parity import write_reports
     from .verify.parity import run_parity
 
@@ -134,16 +183,79 @@ def verify(
         raise InputError(
             "not a converted model directory (no readable config.json with architectures)", out
         ) from None
-    source, table = open_with_table(src, arch)
+    _check_stated_dtype(out, out_config)
+    source, table = open_with_table(src, arch, Path(config) if config is not None else None)
     head = table.head_for_class(class_name)
     if head is None:
         raise InputError(f"{class_name} is not a {table.architecture} class", out)
     labels = out_config.get("id2label")
     analysis = plan_source(source, table, head=head, num_labels=len(labels) if labels else None)
-    result = run_parity(analysis, out, gate, texts, progress, own_process=own_process)
+    result = run_parity(
+        analysis,
+        out,
+        gate,
+        texts,
+        progress,
+        own_process=own_process,
+        diagnose_failure=diagnose,
+        fix_command=_fix_command(src, out, arch=arch, config=config),
+    )
+    _assumed_by_the_conversion(result, out)
     write_reports(result, out)
     result.tokenizer = _tokenizer_parity(source, out, texts, progress)
     return result
+
+
+def _assumed_by_the_conversion(result: ParityResult, out: Path) -> None:
+    """What OUT's config rests on is what its conversion assumed and was told (--set, --patch),
+    as its conversion_report.json records; without one, what this analysis of the source
+    assumes stands."""
+    from .report.conversion import REPORT_FILE
+
+    try:
+        report = json.loads((out / REPORT_FILE).read_text())
+        result.assumptions, result.patches = report["assumptions"], report["patches"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+
+
+def _fix_command(src, out, **given: Any) -> str:
+    """The `tf2pt convert` a diagnosis completes: SRC, OUT and the options the conversion was
+    given (the diagnosis adds its own --set or --patch to them)."""
+    from .verify.diagnosis_report import convert_command
+
+    flags = {
+        "head": "--head",
+        "arch": "--arch",
+        "num_labels": "--num-labels",
+        "tokenizer": "--tokenizer",
+        "config": "--config",
+    }
+    options = [f"{flags[k]} {shlex.quote(str(v))}" for k, v in given.items() if k in flags and v]
+    if given.get("tokenizer_style") not in (None, "faithful"):
+        options.append(f"--tokenizer-style {given['tokenizer_style']}")
+    if given.get("dtype") not in (None, DEFAULT_DTYPE):
+        options.append(f"--dtype {given['dtype']}")
+    settings = given.get("settings") or {}
+    options += [f"--set {shlex.quote(f'{k}={value_text(v)}')}" for k, v in settings.items()]
+    patches = [p.text() if isinstance(p, Patch) else str(p) for p in given.get("patches") or ()]
+    options += [f"--patch {shlex.quote(p)}" for p in patches]
+    return convert_command(src, out, tuple(options))
+
+
+def _check_stated_dtype(out: Path, out_config: dict[str, Any]) -> None:
+    """config.json must name the dtype the weights are stored in: transformers 5 loads the model
+    in the one it names."""
+    from .write.output_config import DTYPE_KEYS
+
+    stored = stored_dtype(out)
+    for key in DTYPE_KEYS:
+        if out_config.get(key) not in (None, stored):
+            raise InputError(
+                f'config.json says "{key}": "{out_config[key]}" but the weights are {stored}',
+                out,
+                f'set "{key}": "{stored}" in config.json',
+            )
 
 
 def _tokenizer_parity(source, out: Path, texts: tuple[str, ...], progress: Progress):

@@ -56,7 +56,7 @@ MODULES: dict[str, Module] = {
 }
 
 # The modules each TF reference runner (a table's `reference: {runner: …}`) adds to
-# verification's own; the registry in verify/reference_spec.py says which.
+# verification's own; the registry in tables/reference.py says which.
 VERIFY_RUNNER_MODULES: dict[str, tuple[str, ...]] = {
     name: entry.modules for name, entry in RUNNERS.items()
 }

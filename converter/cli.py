@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -17,10 +16,12 @@ from .errors import BatchError, InputError, Tf2ptError, UsageError
 from .plan.accounting_text import accounting_table, placement_text
 from .plan.analysis import analyse
 from .progress import Ticker
+from .provenance import parse_patch, parse_settings
 from .report.conversion import source_row
 from .tables import load_table, table_names
 from .tables.config_keys import family_tables, model_keys
 from .tf_import import VERBOSE_ENV
+from .write.dtypes import DEFAULT_DTYPE, OUTPUT_DTYPES
 from .write.model_files import json_text
 
 SIZE_UNITS = {
@@ -93,6 +94,27 @@ def _tolerance_options(command):
     return atol(rtol(command))
 
 
+def _config_option(command):
+    """--config FILE: the source's config, read as if it were the file beside the weights."""
+    return click.option(
+        "--config",
+        type=click.Path(path_type=Path),
+        help="The source's config file (bert_config.json, config.json, …), read in the "
+        "producer's terms in place of the one beside the weights (or where there is none); "
+        "the TF reference is built from it too.",
+    )(command)
+
+
+def _diagnosis_option(command):
+    """--no-diagnosis: when parity fails, do not try the known causes (diagnosis.py)."""
+    return click.option(
+        "--no-diagnosis",
+        is_flag=True,
+        help="When parity fails, do not try known causes on the converted model (they cost "
+        "at most about one more verify; the best passing one is printed with its command).",
+    )(command)
+
+
 @cli.command("convert")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
@@ -102,6 +124,7 @@ def _tolerance_options(command):
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @click.option("--no-verify", is_flag=True, help="Skip the parity check (no TF/PyTorch import).")
 @_tolerance_options
+@_diagnosis_option
 @click.option("--text", "texts", multiple=True, help="Real text for parity (needs a tokenizer).")
 @click.option(
     "--max-shard-size",
@@ -115,6 +138,42 @@ def _tolerance_options(command):
     help="Tokenizer to convert when it is not beside the weights: a keras-hub preset or assets "
     "dir, a .keras file, an HF tokenizer dir or a vocab.txt.",
 )
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A value for the converted model's config.json, in transformers' terms (e.g. "
+    "hidden_act=gelu_new), over the source config and the table's defaults; the TF reference "
+    "keeps the source's value (it takes yours only where the table guessed), so parity tests "
+    "it. Repeatable.",
+)
+@_config_option
+@click.option(
+    "--patch",
+    "patches",
+    multiple=True,
+    metavar="OP=TENSOR[,TENSOR…]",
+    help="A weight-layout fix applied to the converted tensors (PyTorch names) before they are "
+    "written: transpose (a square weight), swap (two tensors of one shape), permute_heads (a "
+    "q/k/v weight's [heads, head_dim] rows to [head_dim, heads]), zero (a bias). Repeatable.",
+)
+@click.option(
+    "--tokenizer-style",
+    type=click.Choice(["faithful", "canonical"]),
+    default="faithful",
+    show_default=True,
+    help="faithful: the source's own tokenization rules; canonical: the family's Hugging Face "
+    "tokenizer, reported as a chosen deviation where the two differ.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(list(OUTPUT_DTYPES)),
+    default=DEFAULT_DTYPE,
+    show_default=True,
+    help="Write every floating tensor in this dtype (rounded to nearest even); parity runs the "
+    "converted model in it and judges it against that dtype's own measured noise.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the conversion report as JSON.")
 def convert_cmd(
     src,
@@ -126,14 +185,22 @@ def convert_cmd(
     no_verify,
     atol,
     rtol,
+    no_diagnosis,
     texts,
     max_shard_size,
     tokenizer,
+    settings,
+    config,
+    patches,
+    tokenizer_style,
+    dtype,
     as_json,
 ):
     """Convert the checkpoint SRC into the PyTorch directory OUT (then verify parity)."""
     if tokenizer is not None and not tokenizer.exists():
         raise InputError("no such file or directory", tokenizer, "check the --tokenizer path")
+    overrides = parse_settings(settings)
+    fixes = tuple(parse_patch(p) for p in patches)
     if not no_verify:
         _needs(
             "verify",
@@ -153,14 +220,20 @@ def convert_cmd(
         texts=texts,
         max_shard_bytes=_size(max_shard_size),
         tokenizer=tokenizer,
+        settings=overrides,
+        config=config,
+        patches=fixes,
+        tokenizer_style=tokenizer_style,
+        dtype=dtype,
         progress=_say,
         own_process=_own_process(),
+        diagnose=not no_diagnosis,
     )
     if as_json:
         _print_json(result.report)
     counts = result.report["counts"]
     _say(
-        f"wrote {out} ({result.report['class']}, {counts['parameters']:,} parameters; "
+        f"wrote {out} ({result.report['class']}, {counts['parameters']:,} {dtype} parameters; "
         f"{counts['mapped']} mapped, {counts['duplicates']} duplicate, {counts['ignored']} "
         f"ignored, {counts['tied']} tied, {counts['synthesized']} synthesized)"
     )
@@ -171,11 +244,16 @@ def convert_cmd(
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
 @_tolerance_options
+@_diagnosis_option
 @click.option("--text", "texts", multiple=True, help="Real text for parity (needs a tokenizer).")
 @click.option("--arch", help="Architecture table to use (default: the config's model_type).")
+@_config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the parity report as JSON.")
-def verify_cmd(src, out, atol, rtol, texts, arch, as_json):
-    """Run SRC's TF model and the converted model in OUT on the same inputs; compare."""
+def verify_cmd(src, out, atol, rtol, no_diagnosis, texts, arch, config, as_json):
+    """Run SRC's TF model and the converted model in OUT on the same inputs; compare.
+
+    (No --set or --patch: they change what OUT is, and OUT is already written; verify checks
+    it as it is against the source, whose config --config may give.)"""
     _needs("verify", "verify")
     from .report.parity import MD_FILE
 
@@ -186,8 +264,10 @@ def verify_cmd(src, out, atol, rtol, texts, arch, as_json):
         atol=atol,
         rtol=rtol,
         texts=texts,
+        config=config,
         progress=_say,
         own_process=_own_process(),
+        diagnose=not no_diagnosis,
     )
     if as_json:
         _print_json(result.to_dict())
@@ -201,10 +281,12 @@ def verify_cmd(src, out, atol, rtol, texts, arch, as_json):
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("--head", help="Account under this head instead of the detected one.")
 @click.option("--arch", help="Architecture table to use.")
+@_config_option
 @click.option("--json", "as_json", is_flag=True)
-def inspect_cmd(src, head, arch, as_json):
-    """Show the source's format, architecture, head, config and every tensor's fate."""
-    analysis = analyse(src, head=head, arch=arch)
+def inspect_cmd(src, head, arch, config, as_json):
+    """Show the source's format, architecture, head, config (with every value the source does
+    not state, and why) and every tensor's fate."""
+    analysis = analyse(src, head=head, arch=arch, config_file=config)
     source, plan = analysis.source, analysis.plan
     placements = plan.placements()
     keys = model_keys(plan.table, family_tables(plan.table.architecture))
@@ -222,6 +304,7 @@ def inspect_cmd(src, head, arch, as_json):
                 ],
                 "clean": plan.clean,
                 "notes": plan.notes,
+                "assumptions": [a.to_dict() for a in analysis.assumptions],
             }
         )
         return
@@ -231,6 +314,8 @@ def inspect_cmd(src, head, arch, as_json):
     click.echo("config:  " + ", ".join(f"{k}={plan.dims.get(k)}" for k in keys))
     for note in plan.notes:
         click.echo(f"note:    {note}")
+    for assumption in analysis.assumptions:
+        click.echo(f"config:  {assumption.line()}")
     width = max((len(t.name) for t in source.tensors), default=0)
     for t in source.tensors:
         text = placement_text(placements[t.name])
@@ -269,22 +354,6 @@ def summarize_cmd(out_dir, sources):
             out_dir,
             "see summary.md and each <name>.log",
         )
-
-
-def _settings(pairs: tuple[str, ...]) -> dict[str, object]:
-    """`--set key=value` pairs; values read as JSON (12, 1e-5, true), else as text (gelu)."""
-    settings: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise UsageError(
-                f"cannot read --set '{pair}'", hint="write e.g. --set num_attention_heads=12"
-            )
-        try:
-            settings[key.strip()] = json.loads(text)
-        except ValueError:
-            settings[key.strip()] = text
-    return settings
 
 
 @cli.command("doctor")
@@ -346,7 +415,7 @@ def doctor_cmd(
 
     _needs("doctor", "doctor")
     max_shard_bytes = _size(max_shard_size)
-    overrides = _settings(settings)
+    overrides = parse_settings(settings)
     found = api.doctor(
         ckpt,
         model=model,

@@ -13,6 +13,8 @@ from typing import Any
 from .errors import ParityError, Tf2ptError
 from .plan.analysis import Analysis, analyse
 from .plan.enforce import enforce
+from .provenance import Patch
+from .provenance.patches import BY_USER, Step, patch_jobs, resolve_patches
 from .report.conversion import REPORT_FILE, build_report
 from .report.model_card import CARD_FILE, write_model_card
 from .tables.config_keys import POSITIONS_KEY
@@ -23,6 +25,7 @@ from .tokenizers import (
     parity_failure,
     write_tokenizer,
 )
+from .write.dtypes import DEFAULT_DTYPE, output_dtype
 from .write.model_files import write_json, write_model
 from .write.output_config import output_config
 from .write.staging import StagedOutput
@@ -43,7 +46,12 @@ class ConvertOptions:
     force: bool = False
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
     tokenizer: Path | None = None  # where the tokenizer is, when not beside the weights
+    tokenizer_style: str = "faithful"  # or "canonical" (converter/tokenizers/rules.py)
     texts: tuple[str, ...] = ()  # extra text for tokenizer parity
+    dtype: str = DEFAULT_DTYPE  # every floating tensor is written in it (write/dtypes.py)
+    settings: dict[str, Any] = field(default_factory=dict)  # --set: the output config's values
+    config_file: Path | None = None  # --config: the source's config, in place of its own
+    patches: tuple[Patch, ...] = ()  # --patch: layout fixes applied to the converted tensors
 
 
 @dataclass
@@ -65,7 +73,14 @@ class Written:
 
 def _plan(src: str | Path, options: ConvertOptions, progress: Progress) -> Analysis:
     """Read and plan the source; refuse an unclean plan; say what will be written."""
-    analysis = analyse(src, head=options.head, arch=options.arch, num_labels=options.num_labels)
+    analysis = analyse(
+        src,
+        head=options.head,
+        arch=options.arch,
+        num_labels=options.num_labels,
+        config_file=options.config_file,
+        settings=options.settings,
+    )
     source, plan = analysis.source, analysis.plan
     enforce(source, plan)
     progress(
@@ -74,17 +89,41 @@ def _plan(src: str | Path, options: ConvertOptions, progress: Progress) -> Analy
     )
     for note in plan.notes:
         progress(f"note: {note}")
+    for assumption in analysis.assumptions:
+        progress(assumption.line())
     return analysis
 
 
+def _patch_steps(analysis: Analysis, options: ConvertOptions, progress: Progress) -> list[Step]:
+    """The --patch steps on the tensors this plan writes, checked before anything is written."""
+    plan = analysis.plan
+    steps = resolve_patches(
+        options.patches,
+        {m.dst: m.shape for m in plan.mapped} | {s.dst: s.shape for s in plan.synthesized},
+        {t.dst: t.same_as for t in plan.tied},
+        plan.dims,
+        plan.table.head_count_key,
+    )
+    for patch in options.patches:
+        progress(f"declared patch {patch.text()} ({BY_USER})")
+    return steps
+
+
 def _write(
-    analysis: Analysis, staged: Path, options: ConvertOptions, progress: Progress
+    analysis: Analysis,
+    staged: Path,
+    options: ConvertOptions,
+    steps: list[Step],
+    progress: Progress,
 ) -> Written:
-    """Weights, config, extra files, tokenizer and conversion_report.json into `staged`."""
+    """Weights (with the --patch steps), config, extra files, tokenizer and
+    conversion_report.json into `staged`."""
     source, plan = analysis.source, analysis.plan
-    config, config_notes = output_config(analysis.config, plan)
+    dtype = output_dtype(options.dtype)
+    config, config_notes = output_config(analysis.config, plan, dtype.name)
     warnings: list[str] = []
-    jobs = mapped_jobs(source, plan, warnings) + synthesized_jobs(plan)
+    jobs = mapped_jobs(source, plan, warnings, dtype) + synthesized_jobs(plan, dtype)
+    jobs = patch_jobs(jobs, steps)
     try:
         files = write_model(staged, jobs, options.max_shard_bytes)
     finally:
@@ -96,11 +135,22 @@ def _write(
         shutil.copyfile(f, staged / f.name)
         files.append(f.name)
     max_length = plan.dims[POSITIONS_KEY] - plan.table.position_offset
-    tokenizer = write_tokenizer(source, staged, options.tokenizer, max_length)
-    progress(f"note: {tokenizer.note()}")
+    tokenizer = write_tokenizer(
+        source,
+        staged,
+        options.tokenizer,
+        max_length,
+        style=options.tokenizer_style,
+        texts=options.texts,
+    )
+    for note in tokenizer.notes():
+        progress(f"note: {note}")
     files += tokenizer.files + ["config.json", REPORT_FILE, CARD_FILE]
     report = build_report(source, plan, files, config_notes, warnings)
+    report["assumptions"] = [a.to_dict() for a in analysis.assumptions]
+    report["patches"] = [p.to_dict() for p in options.patches]
     report["tokenizer"] = tokenizer.to_dict()
+    report["dtype"] = dtype.name
     write_json(staged / REPORT_FILE, report)
     return Written(report, tokenizer, warnings)
 
@@ -155,8 +205,9 @@ def convert(
     out = Path(out)
     staged = StagedOutput(out, options.force, progress)  # refuses an existing output first
     analysis = _plan(src, options, progress)
+    steps = _patch_steps(analysis, options, progress)
     with staged:
-        written = _write(analysis, staged.path, options, progress)
+        written = _write(analysis, staged.path, options, steps, progress)
         failure = None
         if verify is not None:
             failure = _verify(analysis, written, staged.path, options, out, verify, progress)

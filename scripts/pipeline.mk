@@ -13,7 +13,9 @@ OUT_DIR ?= $(error OUT_DIR is required)
 TF2PT   ?= tf2pt
 ATOL    ?=
 RTOL    ?=
+DTYPE   ?=
 TOLERANCE := $(if $(ATOL),--atol $(ATOL)) $(if $(RTOL),--rtol $(RTOL))
+PRECISION := $(if $(DTYPE),--dtype $(DTYPE))
 
 NAMES  := $(notdir $(wildcard $(SRC_DIR)/*))
 STAMPS := $(NAMES:%=$(OUT_DIR)/%.stamp)
@@ -31,7 +33,7 @@ sweep:
 # A checkpoint is redone when any of its files is newer than its stamp.
 $(OUT_DIR)/%.stamp: $$(shell find $(SRC_DIR)/$$* -type f 2>/dev/null) | sweep
 	@start=$$(date +%s.%N); \
-	if $(TF2PT) convert "$(SRC_DIR)/$*" "$(OUT_DIR)/$*" --force $(TOLERANCE) \
+	if $(TF2PT) convert "$(SRC_DIR)/$*" "$(OUT_DIR)/$*" --force $(TOLERANCE) $(PRECISION) \
 	    > "$(OUT_DIR)/$*.log" 2>&1; then status=ok; else status=failed; fi; \
 	seconds=$$(echo "$$(date +%s.%N) $$start" | awk '{printf "%.3f", $$1 - $$2}'); \
 	echo "$$status $$seconds" > $@; \

@@ -23,7 +23,7 @@ import pytest  # noqa: E402
 
 from converter.cli import main  # noqa: E402
 
-from .fixture_cache import assert_untouched, cached, once_per_run  # noqa: E402
+from .fixture_cache import assert_untouched, cached, once_per_run, run_root  # noqa: E402
 from .hf5 import Hf5  # noqa: E402
 from .producers import (  # noqa: E402, F401 - TINY, BERT_TINY, … are imported from here too
     BERT_TINY,
@@ -350,3 +350,15 @@ def tf1_checkpoints() -> dict[str, Path]:
 
 
 tf1_converted = conversions_of("tf1_checkpoints")
+
+
+# --- real trained weights (tests/real_corpus.py) ---
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """Real-scale sources and their conversions, built on first use, shared by every test and
+    by the run's workers."""
+    from .real_corpus import RealCorpus
+
+    return RealCorpus(run_root(tmp_path_factory) / "real")

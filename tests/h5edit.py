@@ -32,3 +32,19 @@ def scale_weight(h5_path: Path, group: str, suffix: str, factor: float) -> None:
     with h5py.File(h5_path, "r+") as h5:
         (name,) = [n for n in _names(h5[group]) if n.endswith(suffix)]
         h5[group][name][...] = h5[group][name][()] * factor
+
+
+def transform_weight(h5_path: Path, group: str, suffix: str, change) -> None:
+    """Replace the one weight of `group` ending with `suffix` by `change(value)` (same shape)."""
+    with h5py.File(h5_path, "r+") as h5:
+        (name,) = [n for n in _names(h5[group]) if n.endswith(suffix)]
+        h5[group][name][...] = change(h5[group][name][()])
+
+
+def swap_weights(h5_path: Path, group: str, suffix_a: str, suffix_b: str) -> None:
+    """Exchange the values of two weights of one shape (stored under each other's names)."""
+    with h5py.File(h5_path, "r+") as h5:
+        (a,) = [n for n in _names(h5[group]) if n.endswith(suffix_a)]
+        (b,) = [n for n in _names(h5[group]) if n.endswith(suffix_b)]
+        value_a, value_b = h5[group][a][()], h5[group][b][()]
+        h5[group][a][...], h5[group][b][...] = value_b, value_a

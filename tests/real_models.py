@@ -225,3 +225,53 @@ def save_tf_h5(pt_dir: Path, class_name: str, directory: Path, seed: int = 0, **
     """`tf_model` saved with `save_pretrained` (tf_model.h5 + config.json)."""
     tf_model(pt_dir, class_name, seed, **config).save_pretrained(str(directory))
     return directory
+
+
+def save_model_garden(tf1_dir: Path, directory: Path) -> Path:
+    """The trained encoder as TF Model Garden's BERT releases were made: a google-research/bert
+    TF1 checkpoint (`tf1_dir`, with its bert_config.json) converted by Model Garden's own
+    tf2_bert_encoder_checkpoint_converter into `tf.train.Checkpoint(encoder=BertEncoder)`
+    (`bert_model.ckpt-1`), with the same bert_config.json and the trained model's vocab.txt
+    beside it, as the release tarballs have them."""
+    import shutil
+
+    from official.legacy.bert import configs
+    from official.nlp.tools import tf2_bert_encoder_checkpoint_converter as converter
+
+    _quiet()
+    config_file = tf1_dir / "bert_config.json"
+    prefix = next(tf1_dir.glob("model.ckpt-*.index")).with_suffix("")
+    converter.convert_checkpoint(
+        configs.BertConfig.from_json_file(str(config_file)),
+        str(directory / "bert_model.ckpt"),
+        str(prefix),
+        checkpoint_model_name="encoder",
+        converted_model="encoder",
+    )
+    shutil.copyfile(config_file, directory / "bert_config.json")
+    shutil.copyfile(minilm_dir() / "vocab.txt", directory / "vocab.txt")
+    return directory
+
+
+def export_tfhub(model_garden_dir: Path, directory: Path) -> Path:
+    """A TF Hub BERT encoder SavedModel exported by Model Garden's export_tfhub_lib from a Model
+    Garden checkpoint (as the bert_en_uncased_L-*_H-*_A-* encoders were), with the
+    bert_config.json it was exported with beside it."""
+    import shutil
+
+    from official.legacy.bert import configs
+    from official.nlp.tools import export_tfhub_lib
+
+    _quiet()
+    config_file = model_garden_dir / "bert_config.json"
+    prefix = next(model_garden_dir.glob("bert_model.ckpt-*.index")).with_suffix("")
+    export_tfhub_lib.export_model(
+        str(directory),
+        bert_config=configs.BertConfig.from_json_file(str(config_file)),
+        model_checkpoint_path=str(prefix),
+        with_mlm=False,
+        vocab_file=str(model_garden_dir / "vocab.txt"),
+        do_lower_case=True,
+    )
+    shutil.copyfile(config_file, directory / "bert_config.json")
+    return directory

@@ -105,7 +105,9 @@ def test_tf1_optimizer_slots_are_ignored_with_reasons_and_labels_come_from_the_w
     assert all("moment slot" in reason for name, reason in ignored.items() if name != "global_step")
     config = read_json(tf1_converted["classifier"] / "config.json")
     assert len(config["id2label"]) == 3  # bert_config.json has no label count
-    assert any("gelu_new" in n for n in report["notes"])
+    act = next(a for a in report["assumptions"] if a["key"] == "hidden_act")
+    assert (act["kind"], act["source_value"], act["value"]) == ("translated", "gelu", "gelu_new")
+    assert "tanh" in act["reason"]  # the table's reason, said with the value
 
 
 @pytest.mark.parametrize("kind", ["pretraining", "classifier"])

@@ -111,8 +111,9 @@ def test_sinusoidal_flag_is_written_false_so_the_stored_position_table_stays(
     assert read_json(distilbert_sources["base-model"] / "config.json")["sinusoidal_pos_embds"]
     out = distilbert_converted["base-model"]
     assert read_json(out / "config.json")["sinusoidal_pos_embds"] is False
-    notes = read_json(out / "conversion_report.json")["notes"]
-    assert any("sinusoidal_pos_embds" in n and "False" in n for n in notes), notes
+    assumed = read_json(out / "conversion_report.json")["assumptions"]
+    flag = next(a for a in assumed if a["key"] == "sinusoidal_pos_embds")
+    assert (flag["kind"], flag["source_value"], flag["value"]) == ("translated", True, False)
 
 
 def test_masked_lm_projector_is_tied_to_word_embeddings_and_stored_copies_are_checked(

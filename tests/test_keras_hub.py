@@ -14,6 +14,7 @@ from .conftest import (
     KERAS_HUB_CLASSES,
     KERAS_HUB_TINY,
     copy_tree,
+    randomize_keras_weights,
     read_json,
     run_cli,
 )
@@ -183,3 +184,18 @@ def test_a_preset_whose_weights_file_is_missing_names_it(keras_hub_sources, tmp_
     assert code == 1 and "Traceback" not in err
     assert "missing target parameter(s)" in err and "classifier" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_backbone_that_keras_numbered_is_still_found(tmp_path):
+    """Keras keeps layer names unique: a process that built a backbone before saves the next one
+    as `roberta_backbone_1` (`_2`, …); its bare weights file is still a RoBERTa backbone."""
+    import keras_hub
+
+    keras_hub.models.RobertaBackbone(**KERAS_HUB_TINY)
+    second = keras_hub.models.RobertaBackbone(**KERAS_HUB_TINY)
+    randomize_keras_weights(second, 3)
+    assert second.name.startswith("roberta_backbone_"), second.name
+    second.save_weights(str(tmp_path / "model.weights.h5"))
+    code, _, err = run_cli(["convert", str(tmp_path / "model.weights.h5"), str(tmp_path / "out")])
+    assert code == 0, err
+    assert read_json(tmp_path / "out" / "config.json")["model_type"] == "roberta"

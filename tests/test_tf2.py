@@ -118,8 +118,10 @@ def test_model_garden_checkpoint_converts_and_matches_model_garden(kind, model_g
     assert (config["num_hidden_layers"], config["num_attention_heads"]) == (2, 4)
     assert (config["intermediate_size"], config["type_vocab_size"]) == (INNER, 2)
     assert config["hidden_act"] == "gelu_new"  # Model Garden's gelu is the tanh form
-    notes = " ".join(read_json(out / "conversion_report.json")["notes"])
-    assert "hidden_act" in notes  # not stored in a checkpoint: the default is said, not silent
+    assumed = {a["key"]: a for a in read_json(out / "conversion_report.json")["assumptions"]}
+    # not stored in a checkpoint: the default is said, with the table's reason, not silent
+    assert assumed["hidden_act"]["kind"] == "default" and "tanh" in assumed["hidden_act"]["reason"]
+    assert "assumed hidden_act=gelu_new (default: " in err
 
 
 def _einsum_query(layer) -> tuple[np.ndarray, np.ndarray]:

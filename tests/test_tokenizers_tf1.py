@@ -3,6 +3,8 @@ from evidence, proven against a reference WordPiece; a wrong tokenizer publishes
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 import converter.tokenizers as tokenizers
@@ -40,8 +42,9 @@ def test_a_tokenizer_that_lowercases_a_cased_model_fails_and_publishes_nothing(
 ):
     real = tokenizers.write_hf_tokenizer
 
-    def lowercasing(family, files, options, max_length, directory):
-        return real(family, files, {**options, "do_lower_case": True}, max_length, directory)
+    def lowercasing(plan, *args, **kwargs):
+        wrong = dataclasses.replace(plan, options={**plan.options, "do_lower_case": True})
+        return real(wrong, *args, **kwargs)
 
     monkeypatch.setattr(tokenizers, "write_hf_tokenizer", lowercasing)
     out = tmp_path / "out"

@@ -18,6 +18,7 @@ from ..errors import AccountingError, ConfigConflictError, InputError
 from ..plan.fates import SourceFate
 from ..readers.base import EXTRA_FILE_NAMES, SAFETENSORS_DTYPES, TOKENIZER_FILE_NAMES, sibling_files
 from ..tables.ops import chain_apply
+from ..tokenizers.release import release_tokenizer
 from ..write.model_files import TensorJob, write_json, write_model
 from ..write.staging import Progress, StagedOutput
 from .checkpoint import Checkpoint, StoredTensor
@@ -132,10 +133,19 @@ def write_fixed(
         jobs += _synthesized_jobs(target, diagnosis.synthesized)
         files = write_model(staged.path, jobs, max_shard_bytes)
         write_json(staged.path / "config.json", target.minimal_config)
-        for f in side_files(checkpoint, model):
-            shutil.copyfile(f, staged.path / f.name)
-            files.append(f.name)
-        files += ["config.json", REPORT_FILE]
-        write_json(staged.path / REPORT_FILE, diagnosis.to_dict() | {"output_files": files})
+        side = side_files(checkpoint, model)
+        tokenizer = release_tokenizer(side, staged.path, target.minimal_config, out)
+        for f in side:
+            if f.name not in tokenizer.consumed:
+                shutil.copyfile(f, staged.path / f.name)
+                files.append(f.name)
+        files += tokenizer.files + ["config.json", REPORT_FILE]
+        extra = {"tokenizer": tokenizer.report} if tokenizer.report else {}
+        write_json(staged.path / REPORT_FILE, diagnosis.to_dict() | {"output_files": files} | extra)
+        for note in tokenizer.notes:
+            if progress is not None:
+                progress(f"note: {note}")
+        if tokenizer.failure is not None:
+            raise tokenizer.failure
         staged.commit()
     return sorted(files)

@@ -282,5 +282,22 @@ def plan_head(source: Source, table: Table, head: str, dims: dict[str, Any]) -> 
     plan.missing = [
         MissingTarget(dst, src) for dst, src in sorted(expected_src.items()) if dst not in produced
     ]
+    _hold_ties(plan, expected_src)
     plan.mapped.sort(key=lambda m: m.dst)
     return plan
+
+
+def _hold_ties(plan: Plan, expected_src: dict[str, str]) -> None:
+    """A tie is a claim, not a label: the tied parameter is written once, as its partner, so
+    the partner must be a parameter the plan fills (mapped, synthesized, or tied to one that
+    is); else the tied one is left unfilled: missing. (A table cannot both tie a parameter and
+    produce it from a source tensor; a stored copy of the partner is a checked duplicate.)"""
+    partners = {t.dst: t.same_as for t in plan.tied}
+    filled = {m.dst for m in plan.mapped} | {s.dst for s in plan.synthesized}
+    for _ in partners:  # ties of ties: each round settles one more link
+        filled |= {dst for dst, partner in partners.items() if partner in filled}
+    plan.missing += [
+        MissingTarget(t.dst, expected_src.get(t.same_as, t.same_as))
+        for t in plan.tied
+        if t.same_as not in filled
+    ]

@@ -29,6 +29,14 @@ def check_layer_counts(source: Source, plan: Plan) -> None:
             )
 
 
+def _head_hint(plan: Plan) -> str:
+    """Only heads this table has are offered (a one-head table offers none)."""
+    others = [h for h in plan.table.heads if h != plan.head]
+    if not others:
+        return f"see the table above; {plan.table.description} converts to {plan.class_name} only"
+    return f"see the table above; if the head was mis-detected, pass --head {' or '.join(others)}"
+
+
 def enforce(source: Source, plan: Plan) -> None:
     """Raise unless every tensor is accounted for with the right shape."""
     check_layer_counts(source, plan)
@@ -47,7 +55,7 @@ def enforce(source: Source, plan: Plan) -> None:
         raise AccountingError(
             f"cannot account for every weight as {plan.class_name}: " + "; ".join(parts),
             source.path,
-            "see the table above; pass --head if the head was mis-detected",
+            _head_hint(plan),
             details=accounting_table(plan),
         )
     if plan.mismatched:

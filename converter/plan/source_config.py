@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import InputError
+from ..provenance.assumptions import (
+    NO_REASON,
+    SETTING,
+    Assumption,
+    Kind,
+    declared,
+    defaults_applied,
+    over,
+)
 from ..readers.base import Source
 from ..tables import SourceConfigEntry, Table
 
@@ -58,22 +68,59 @@ def source_hf_config(source: Source, table: Table, head: str | None = None) -> d
         if value is not None:
             value = _translate(entry, value)
             config[hf_key] = value + entry.add if entry.add else value
+        elif entry.required:
+            raise InputError(f"the source records no {hf_key}: {entry.note}", source.path)
     return config
 
 
-def translation_notes(
-    source: Source, table: Table, config: dict[str, Any], head: str | None = None
-) -> list[str]:
-    """Values the table translated (a TF1 "gelu" is transformers' gelu_new), for the report."""
-    notes = []
+def _translations(
+    source: Source, table: Table, config: dict[str, Any], head: str | None
+) -> list[Assumption]:
+    """Values the table translated from the source's terms (a TF1 "gelu" is transformers'
+    gelu_new; keras-hub's position count lacks RoBERTa's 2 offset rows) or guessed off a shape
+    (heads = hidden_size / 64), with the table's reasons."""
+    out = []
     for hf_key, entry in table.source_config_for(head).items():
+        if hf_key not in config:
+            continue
+        reason = entry.why or NO_REASON
         before = _lookup(source.config, entry.key) if entry.key else None
-        if before is not None and _translate(entry, before) != before:
-            notes.append(
-                f'{entry.key} "{before}" in the source means "{config[hf_key]}" in transformers; '
-                f"wrote {hf_key}={config[hf_key]!r}"
-            )
-    return notes
+        if before is None and entry.divide:
+            out.append(Assumption(hf_key, config[hf_key], Kind.GUESSED, reason))
+            continue
+        if before is None:
+            before = _from_weights(entry, source)
+        if before is not None and (entry.add or _translate(entry, before) != before):
+            out.append(Assumption(hf_key, config[hf_key], Kind.TRANSLATED, reason, before))
+    return out
+
+
+def _from_config_file(source: Source) -> list[Assumption]:
+    """The values a --config file gives that the source's own config did not (or gave
+    otherwise): declared by the user."""
+    if source.own_config is None:
+        return []
+    changed = {
+        k: v
+        for k, v in source.config.items()
+        if k not in source.own_config or source.own_config[k] != v
+    }
+    return declared(changed, f"in --config {source.config_path}")
+
+
+def config_provenance(
+    source: Source,
+    table: Table,
+    config: dict[str, Any],
+    settings: dict[str, Any],
+    head: str | None = None,
+) -> list[Assumption]:
+    """Every value of the output config that does not come from the source itself: declared in
+    a --config file, translated or guessed by the table, a table default, or set with --set
+    (which replaces what the table would have assumed for its key). `config` is the source
+    config in transformers' terms with the --set values."""
+    assumed = _translations(source, table, config, head) + defaults_applied(table, config)
+    return _from_config_file(source) + over(assumed, declared(settings, SETTING))
 
 
 def source_notes(source: Source, table: Table) -> list[str]:

@@ -56,6 +56,7 @@ class Source:
     extra_files: list[Path] = field(default_factory=list)  # copied as-is (generation_config.json)
     close: Callable[[], None] = field(default=lambda: None, repr=False)  # release open files
     form: str = ""  # the on-disk form within the layout (".keras", "preset", …), for runners
+    own_config: dict[str, Any] | None = None  # the config beside it, when --config replaced it
 
     def tensor_map(self) -> dict[str, SourceTensor]:
         return {t.name: t for t in self.tensors}

@@ -34,6 +34,7 @@ from .base import (
     read_json_object,
     sibling_files,
 )
+from .zip_member import open_member
 
 LAYOUT = "keras-hub"
 KERAS_SUFFIX = ".keras"
@@ -45,7 +46,11 @@ PRESET_WEIGHTS = "model.weights.h5"
 PRESET_TASK = "task.json"
 PRESET_TASK_WEIGHTS = "task.weights.h5"
 BACKBONE_SUFFIX = "_backbone"  # keras-hub names every backbone class `<Model>Backbone`
+# The backbone layer's name: `<model>_backbone`, or `<model>_backbone_<n>` when the process that
+# saved it had built other backbones of that class first (Keras keeps layer names unique).
+BACKBONE_NAME = re.compile(rf"(?P<model>.+){BACKBONE_SUFFIX}(?:_\d+)?")
 BACKBONE_ROOT = "backbone/"
+BFLOAT16 = "bfloat16"
 
 
 def _is_preset(path: Path) -> bool:
@@ -59,12 +64,17 @@ def probe(path: Path) -> bool:
 
 
 def _snake(class_name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", class_name).lower()
+    """As Keras names a layer after its class: a word starts at each capital that begins a
+    lower-case run or follows a lower-case letter or digit (`XLMRoberta` → `xlm_roberta`)."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", class_name).lower()
 
 
 def model_type_of(backbone_name: str) -> str:
-    """`RobertaBackbone` or `roberta_backbone` → `roberta`."""
-    return _snake(backbone_name).removesuffix(BACKBONE_SUFFIX)
+    """`XLMRobertaBackbone` or `xlm_roberta_backbone` → `xlm_roberta`: the keras-hub model's
+    own name, which the tables list among their `model_types`."""
+    snake = _snake(backbone_name)
+    named = BACKBONE_NAME.fullmatch(snake)
+    return named.group("model") if named else snake
 
 
 # --- weights: listing (in a child process, see `isolated`) and reading ---------------------------
@@ -73,11 +83,12 @@ Stored = tuple[str, str, tuple[int, ...], str]  # h5 dataset path, canonical nam
 
 
 def _open_h5(file: Path, member: str | None):
-    """The h5 file, or the h5 member of a `.keras` zip (stored uncompressed, so seeks are cheap)."""
+    """The h5 file, or the h5 member of a `.keras` zip (read in place, zip_member.py), and what
+    to close after it."""
     if member is None:
         return h5py.File(file, "r"), None
-    archive = zipfile.ZipFile(file)
-    return h5py.File(archive.open(member), "r"), archive
+    view = open_member(file, member)
+    return h5py.File(view, "r"), view
 
 
 def _backbone_group(h5: h5py.File) -> tuple[str | None, str]:
@@ -85,11 +96,11 @@ def _backbone_group(h5: h5py.File) -> tuple[str | None, str]:
     for a task's file, None when it holds none (a preset's task.weights.h5) — and its name."""
     top = h5.get("vars")
     top_name = str(top.attrs.get("name", "")) if isinstance(top, h5py.Group) else ""
-    if top_name.endswith(BACKBONE_SUFFIX):
+    if BACKBONE_NAME.fullmatch(top_name):
         return "", top_name
     layers = h5.get("layers")
     found = (
-        [n for n in layers if n.endswith(BACKBONE_SUFFIX)] if isinstance(layers, h5py.Group) else []
+        [n for n in layers if BACKBONE_NAME.fullmatch(n)] if isinstance(layers, h5py.Group) else []
     )
     return (f"layers/{found[0]}", found[0]) if len(found) == 1 else (None, "")
 
@@ -118,7 +129,9 @@ def _list_file(file: Path, member: str | None, backbone_only: bool) -> Listing:
             else:
                 canonical = name
             shape = tuple(int(d) for d in obj.shape)
-            stored.append((name, canonical, shape, obj.dtype.str))
+            # Keras 3 stores bfloat16 as opaque 2-byte values marked by a `dtype` attribute.
+            dtype = BFLOAT16 if obj.attrs.get("dtype") == BFLOAT16 else obj.dtype.str
+            stored.append((name, canonical, shape, dtype))
 
         h5.visititems(visit)
         return backbone_name, stored
@@ -147,12 +160,15 @@ class _OpenFiles:
     def __init__(self) -> None:
         self._open: dict[tuple[Path, str | None], tuple[h5py.File, Any]] = {}
 
-    def read(self, file: Path, member: str | None, dataset: str, index: Index) -> np.ndarray:
+    def read(
+        self, file: Path, member: str | None, dataset: str, dtype: np.dtype, index: Index
+    ) -> np.ndarray:
         key = (file, member)
         if key not in self._open:
             self._open[key] = _open_h5(file, member)
         data = self._open[key][0][dataset]
-        return np.asarray(data[()] if index is None else data[index])
+        array = np.asarray(data[()] if index is None else data[index])
+        return array.view(dtype) if dtype.name == BFLOAT16 else array
 
     def close(self) -> None:
         for h5, archive in self._open.values():
@@ -253,6 +269,19 @@ def _keras(file: Path) -> bool:
         return False
 
 
+def _numpy_dtype(name: str, file: Path) -> np.dtype:
+    """numpy's dtype for a stored one; bfloat16 is ml_dtypes' (what TF and Keras use)."""
+    if name != BFLOAT16:
+        return np.dtype(name)
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise InputError(
+            "holds bfloat16 tensors", file, "pip install ml_dtypes to read them"
+        ) from None
+    return np.dtype(ml_dtypes.bfloat16)
+
+
 def read(path: Path) -> Source:
     form = _form(path)
     config, files = FORMS[form](path)
@@ -278,8 +307,8 @@ def read(path: Path) -> Source:
             SourceTensor(
                 name=name,
                 shape=shape,
-                dtype=np.dtype(dtype),
-                read=partial(files_open.read, file, member, dataset),
+                dtype=_numpy_dtype(dtype, file),
+                read=partial(files_open.read, file, member, dataset, _numpy_dtype(dtype, file)),
                 origin=f"{where}:{dataset}",
             )
             for dataset, name, shape, dtype in stored

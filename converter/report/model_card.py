@@ -9,26 +9,17 @@ writes the same bytes.
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 from typing import Any
+
+from ..provenance.assumptions import markdown_section
+from ..tables import load_yaml, tables_dir
+from ..tables.schemas import MODEL_CARD
 
 CARD_FILE = "README.md"
 LOAD_FROM = "path/to/this/directory"  # the card never names the output dir: same input, same bytes
 PARITY_JSON = "parity_report.json"
-PIPELINE_TAGS = {  # head → the hub's pipeline tag
-    "base-model": "feature-extraction",
-    "masked-lm": "fill-mask",
-    "pretraining": "fill-mask",
-    "causal-lm": "text-generation",
-    "sequence-classification": "text-classification",
-    "token-classification": "token-classification",
-    "question-answering": "question-answering",
-}
-LAYOUT_TAGS = {
-    "hf-keras": "transformers-tf",
-    "keras-hub": "keras-hub",
-    "tf1-checkpoint": "tf1-checkpoint",
-}
 COUNT_ROWS = (
     ("source_tensors", "source tensors"),
     ("mapped", "mapped to a PyTorch parameter"),
@@ -44,6 +35,16 @@ COUNT_ROWS = (
 )
 
 
+@cache
+def _hub_tags() -> dict[str, dict[str, str]]:
+    """Head → pipeline tag and layout → tag (mappings/shared/model-card.yaml)."""
+    return load_yaml(tables_dir() / "shared" / "model-card.yaml", MODEL_CARD)
+
+
+def _pipeline_tag(report: dict[str, Any]) -> str | None:
+    return _hub_tags()["pipeline_tags"].get(report["head"])
+
+
 def _base_model(report: dict[str, Any]) -> str | None:
     """A hub id the source names itself (`_name_or_path` like `org/name`), never a local path."""
     name = str(report.get("source", {}).get("name_or_path") or "")
@@ -53,13 +54,14 @@ def _base_model(report: dict[str, Any]) -> str | None:
 
 def front_matter(report: dict[str, Any]) -> list[str]:
     layout = report["source"]["layout"]
-    tags = ["tf2pt", report["architecture"], LAYOUT_TAGS.get(layout, layout), "pytorch"]
+    layout_tag = _hub_tags()["layout_tags"].get(layout, layout)
+    tags = ["tf2pt", report["architecture"], layout_tag, "pytorch"]
     lines = ["---", "library_name: transformers"]
     base = _base_model(report)
     if base:
         lines.append(f"base_model: {base}")
-    if report["head"] in PIPELINE_TAGS:
-        lines.append(f"pipeline_tag: {PIPELINE_TAGS[report['head']]}")
+    if _pipeline_tag(report):
+        lines.append(f"pipeline_tag: {_pipeline_tag(report)}")
     lines += ["tags:", *(f"- {t}" for t in dict.fromkeys(tags)), "---"]
     return lines
 
@@ -77,12 +79,12 @@ def _how_to_load(report: dict[str, Any]) -> list[str]:
     ]
     if report.get("tokenizer", {}).get("files"):
         lines.append("tokenizer = AutoTokenizer.from_pretrained(where)")
-    if report["head"] in PIPELINE_TAGS and report.get("tokenizer", {}).get("files"):
+    if _pipeline_tag(report) and report.get("tokenizer", {}).get("files"):
         lines += [
             "",
             "from transformers import pipeline",
             "",
-            f'run = pipeline("{PIPELINE_TAGS[report["head"]]}", model=where)',
+            f'run = pipeline("{_pipeline_tag(report)}", model=where)',
         ]
     return lines + ["```"]
 
@@ -99,6 +101,7 @@ def _source(report: dict[str, Any]) -> list[str]:
         f"| weight files | {', '.join(f'`{w}`' for w in src['weight_files'])} |",
         f"| mapping table | `{report['table']}` |",
         f"| head | {report['head']} → `{report['class']}` |",
+        f"| dtype | {report.get('dtype', 'float32')} (every floating tensor) |",
         f"| converted by | tf2pt {report['tool']['version']} |",
     ]
 
@@ -111,6 +114,18 @@ def _tokenizer(report: dict[str, Any]) -> list[str]:
     if tok.get("settings"):
         lines.append("- settings: " + ", ".join(f"`{k}={v}`" for k, v in tok["settings"].items()))
     lines += [f"- evidence: {e}" for e in tok.get("evidence", [])]
+    if tok.get("style"):
+        lines.append(f"- written as `{tok['class']}`, {tok['style']} to the source's rules")
+    deviation = tok.get("deviation") or {}
+    if deviation.get("rows_differing"):
+        rows = f"{deviation['rows_differing']} of {deviation['rows_compared']} corpus rows"
+        lines.append(
+            f"- chosen deviation: the written {deviation['canonical']} differs from the source on "
+            f"{rows}"
+            if deviation["chosen"]
+            else f"- the source's tokenizer deviates from {deviation['canonical']} on {rows}; "
+            "the written one follows the source"
+        )
     parity = tok.get("parity")
     if parity is None:
         lines.append("- tokenizer parity: not run")
@@ -152,7 +167,25 @@ def _parity(parity: dict[str, Any] | None) -> list[str]:
             f"| `{o.get('name')}` | {o.get('description', '')} | {_num(o.get('max_abs_diff'))} "
             f"| {_num(tolerance)} | {ok} |"
         )
-    return lines
+    return lines + _precision(parity)
+
+
+def _precision(parity: dict[str, Any]) -> list[str]:
+    """For a float16/bfloat16 model: its top-1 agreement with the float32 reference, and what a
+    check in its dtype can and cannot tell apart from rounding."""
+    from ..verify.resolution import resolution_lines
+
+    dtype = parity.get("dtype", "float32")
+    if dtype == "float32":
+        return []
+    lines = ["", f"The model ran in {dtype}, the TensorFlow reference in float32."]
+    for o in parity.get("outputs", []):
+        if o.get("argmax_agreement") is not None:
+            lines.append(
+                f"Top-1 agreement of `{o['name']}` with the float32 reference: "
+                f"{o['argmax_agreement']:.2%} of rows."
+            )
+    return lines + ["", *resolution_lines(dtype)]
 
 
 def model_card(report: dict[str, Any], parity: dict[str, Any] | None) -> str:
@@ -168,6 +201,7 @@ def model_card(report: dict[str, Any], parity: dict[str, Any] | None) -> str:
         ],
         _how_to_load(report),
         _source(report),
+        markdown_section(report.get("assumptions", []), report.get("patches", [])),
         _tokenizer(report),
         _accounting(report),
         _parity(parity),

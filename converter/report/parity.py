@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..verify.parity import ParityResult
+from ..provenance.assumptions import markdown_section
+from ..verify.diagnosis_report import lead_markdown, table_markdown
+from ..verify.parity import ParityResult, deviation_line
+from ..verify.resolution import resolution_lines
 from ..write.model_files import write_json
 
 JSON_FILE, MD_FILE, PNG_FILE = "parity_report.json", "parity_report.md", "parity_report.png"
@@ -28,13 +31,17 @@ def margin_text(x: float | None) -> str:
 def markdown(result: ParityResult) -> str:
     verdict = "PASSED" if result.passed else "FAILED"
     first = result.first_divergence
+    assumed = markdown_section(result.assumptions, result.patches)
+    assumed += ["", "## Outputs", ""] if assumed else []
     lines = [
         f"# Parity report: {verdict}",
         "",
+        *lead_markdown(result.diagnosis, result.fix_command),
         f"- model: `{result.class_name}`",
         f"- source: `{result.source}`, run as {result.reference}",
         f"- converted: `{result.output}`",
-        f"- criterion: {result.gate.describe()}; float32, non-padding positions",
+        f"- criterion: {result.gate.describe()}; the converted model in {result.precision} "
+        "against the float32 reference, non-padding positions",
         f"- overall max abs diff: {_num(result.max_abs_diff)}; least margin (tolerance ÷ "
         f"diff): {margin_text(result.least_margin)}",
         "- first divergence: "
@@ -45,11 +52,14 @@ def markdown(result: ParityResult) -> str:
             if result.not_compared
             else []
         ),
+        *(f"- {deviation_line(d, result.class_name)}" for d in result.declared_deviations),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in result.versions.items()),
         "",
-        "`noise` is the converted model's own float32 rounding noise on that output (its float32",
+        *assumed,
+        f"`noise` is the converted model's own {result.precision} rounding noise on that output "
+        f"(its {result.precision}",
         "run against its float64 run); `margin` is how many times the difference could grow",
-        "before it fails.",
+        "before it fails; `argmax` is the share of rows whose top-1 agrees with the reference's.",
         "",
         "| # | output | what | max abs | noise | tolerance | margin | mean abs | max rel | "
         "cosine | argmax | ok |",
@@ -63,6 +73,10 @@ def markdown(result: ParityResult) -> str:
             f"{_num(d.mean_abs_diff)} | {_num(d.max_rel_diff)} | {d.cosine:.8f} | "
             f"{argmax} | {'✅' if d.passed else '❌'} |"
         )
+    resolution = resolution_lines(result.precision)
+    if resolution:
+        lines += ["", *resolution]
+    lines += table_markdown(result.diagnosis)
     return "\n".join(lines) + "\n"
 
 
@@ -93,7 +107,8 @@ def plot(result: ParityResult, path: Path) -> None:
         label="tolerance",
     )
     if result.gate.measured:
-        ax.plot(at, [finite(d.noise) for d in result.diffs], "b.", label="float32 noise")
+        noise = f"{result.precision} noise"
+        ax.plot(at, [finite(d.noise) for d in result.diffs], "b.", label=noise)
     ax.set_yscale("log")
     ax.set_xticks(at, names, rotation=60, ha="right", fontsize=8)
     ax.set_ylabel("max abs diff")

@@ -194,7 +194,24 @@ def _source_config_entry(where: str, data: dict) -> SourceConfigEntry:
         values=dict(data.get("values") or {}),
         or_tensor=_pattern(where, data["or_tensor"]) if "or_tensor" in data else None,
         divide=int(data.get("divide") or 0),
+        why=str(data.get("why") or ""),
+        required=bool(data.get("required", False)),
+        note=str(data.get("note") or ""),
     )
+
+
+def _config_defaults(data: dict | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """(key → default value, key → why it is the producer's) from `config_defaults:`, whose
+    entries are a bare value or `{value, why}`."""
+    values, reasons = {}, {}
+    for key, entry in (data or {}).items():
+        if isinstance(entry, dict):
+            values[key] = entry["value"]
+            if entry.get("why"):
+                reasons[key] = str(entry["why"])
+        else:
+            values[key] = entry
+    return values, reasons
 
 
 def _head(where: str, name: str, body: dict, groups: dict[str, Group]) -> Head:
@@ -250,9 +267,10 @@ def _checked(where: str, data: dict, directory: Path, kinds: Kinds) -> tuple[dic
     return data, style
 
 
-def _groups(where: str, data: dict, directory: Path, kinds: Kinds, style: str) -> dict[str, Group]:
+def _groups(
+    where: str, data: dict, kinds: Kinds, style: str, roles: dict[str, Any]
+) -> dict[str, Group]:
     """Every group, its shorthand expanded into rules, each source placeholder declared."""
-    roles = _vocabulary(directory, data["vocabulary"]) if "vocabulary" in data else {}
     base = str(data.get("base_model_prefix") or "")
     subs = {"base": base, "scope": str(data.get("source_scope") or base)}
     placeholders = set(data.get("placeholders") or {})
@@ -281,9 +299,12 @@ def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
     directory = directory or tables_dir()
     kinds = kinds_of(directory)
     data, style = _checked(where, data, directory, kinds)
-    groups = _groups(where, data, directory, kinds, style)
+    roles = _vocabulary(directory, data["vocabulary"]) if "vocabulary" in data else {}
+    groups = _groups(where, data, kinds, style, roles)
+    base = str(data.get("base_model_prefix") or "")
     heads = _heads(where, data, groups)
     ignore = _ignore_rules(f"{where}: ignore", data.get("ignore"))
+    defaults, reasons = _config_defaults(data.get("config_defaults"))
     return Table(
         name=name,
         architecture=data["architecture"],
@@ -291,9 +312,10 @@ def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
         model_type=data["model_type"],
         model_types=tuple(data.get("model_types") or [data["model_type"]]),
         class_prefix=data["class_prefix"],
-        base_model_prefix=str(data.get("base_model_prefix") or ""),
+        base_model_prefix=base,
         placeholders=dict(data.get("placeholders") or {}),
-        config_defaults=dict(data.get("config_defaults") or {}),
+        config_defaults=defaults,
+        config_reasons=reasons,
         position_offset=int(data.get("position_offset") or 0),
         groups=groups,
         heads=heads,
@@ -310,6 +332,8 @@ def parse_table(name: str, data: dict, directory: Path | None = None) -> Table:
         reference=check_reference(where, data.get("reference"), set(heads)),
         config_guesses=dict(data.get("config_guesses") or {}),
         requires_config=str(data.get("requires_config") or ""),
+        head_count_key=str(data.get("head_count_key") or "num_attention_heads"),
+        roles={role: entry["dst"].replace("{base}", base) for role, entry in roles.items()},
         compiled_heads={
             h: CompiledHead.of([groups[g] for g in head.groups], head.ignore + ignore)
             for h, head in heads.items()

@@ -147,6 +147,9 @@ class SourceConfigEntry:
     values: dict[Any, Any] = field(default_factory=dict)  # source value → HF value, if they differ
     or_tensor: Pattern | None = None  # where the value is when `tensor` is absent (another head)
     divide: int = 0  # a weight-derived value counts `divide`-wide parts, at least one (heads)
+    why: str = ""  # why a translated (values, add) or guessed (divide) value is the producer's
+    required: bool = False  # a source that records it nowhere is refused, `note` saying why
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,12 @@ class Table:
     reference: dict[str, Any] = field(default_factory=dict)
     config_guesses: dict[str, Any] = field(default_factory=dict)  # for config-less checkpoints
     requires_config: str = ""  # the config file the producer ships; refused without it
+    # Why each config default is the producer's (`{value, why}` in the YAML), for the reports.
+    config_reasons: dict[str, str] = field(default_factory=dict)
+    head_count_key: str = "num_attention_heads"  # the config key of the attention head count
+    # The vocabulary's roles (mappings/shared/<vocabulary>.yaml) as PyTorch name patterns with
+    # {base} filled in: what a diagnosis names tensors by (mappings/shared/hypotheses.yaml).
+    roles: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     # Each head's groups flattened once, at load: what the planner matches tensors against.
     compiled_heads: dict[str, CompiledHead] = field(default_factory=dict, compare=False, repr=False)
 

@@ -21,11 +21,14 @@ whose schema is in tf1_encoder_spec.py):
     keras-save-weights   the same class restored with Keras load_weights
     keras-hub            keras-hub's own model; keys `hidden_states` (backbone attributes holding
                          the embedding output and the layers), outputs `task_output` |
-                         `masked_lm_every_position`
+                         `masked_lm_every_position` | `pooled_output`; head key `head_as_target`
+                         (keras_hub_spec.py)
     tf1-encoder          a post-LayerNorm BERT-style encoder in TF ops on the checkpoint's own names
     model-garden         Model Garden's own classes; outputs `mlm_logits` | `next_sentence` |
                          `pooled_output` (the encoder's) | `classifier` (BertClassifier's)
-    saved-model, serving-signature   TF2 SavedModels (see savedmodel.py)
+    saved-model          a TF2 SavedModel's restored callable, fed by `feeds:`; outputs
+                         `pooled_output` | `mlm_logits` (its `mlm` sub-model's: savedmodel.py)
+    serving-signature    a TF2 SavedModel's serving_default signature
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import MappingTableError
+from .keras_hub_spec import check_block as check_keras_hub_block
 from .tf1_encoder_spec import check_block as check_tf1_encoder_block
 
 BATCH_FIELDS = ("input_ids", "attention_mask", "token_type_ids")
@@ -67,7 +71,9 @@ RUNNERS: dict[str, RunnerEntry] = {
         ("keras", "keras_hub"),
         keys=frozenset({"hidden_states"}),
         required=frozenset({"hidden_states"}),
-        output_sources=frozenset({"task_output", "masked_lm_every_position"}),
+        head_keys=frozenset({"head_as_target"}),
+        output_sources=frozenset({"task_output", "masked_lm_every_position", "pooled_output"}),
+        validate=check_keras_hub_block,
     ),
     "tf1-encoder": RunnerEntry(
         keys=frozenset({"layer_norm_eps", "mask_adder", "activations", "embeddings", "encoders"}),
@@ -79,7 +85,7 @@ RUNNERS: dict[str, RunnerEntry] = {
     "model-garden": RunnerEntry(
         output_sources=frozenset({"mlm_logits", "next_sentence", "pooled_output", "classifier"}),
     ),
-    "saved-model": RunnerEntry(),
+    "saved-model": RunnerEntry(output_sources=frozenset({"pooled_output", "mlm_logits"})),
     "serving-signature": RunnerEntry(),
 }
 

@@ -54,8 +54,17 @@ SOURCE_CONFIG = Obj(
         "add": int,
         "values": MapOf(ANY, key=ANY),
         "note": str,
+        # Why the value the source gives is translated (values, add) or guessed (divide):
+        # the reason every conversion states next to the value it assumed.
+        "why": str,
+        "required": bool,  # refused when neither config nor weights hold it (`note` says why)
     },
     check=_source_config_check,
+)
+# A config default: the value, or the value with why it is the producer's (said in the reports).
+EXPLAINED = Obj({"value": SCALAR, "why": str}, frozenset({"value", "why"}))
+CONFIG_DEFAULT = OneOf(
+    (str, int, float, bool, type(None), EXPLAINED), "a number, string, bool, null or {value, why}"
 )
 SOURCE_NOTE = Obj({"key": str, "unless": ListOf(SCALAR), "note": str}, frozenset({"key", "note"}))
 HEAD = Obj(
@@ -108,7 +117,7 @@ def table_schema(kinds: tuple[str, ...]) -> Obj:
             "class_prefix": str,
             "base_model_prefix": str,
             "placeholders": MapOf(str),
-            "config_defaults": MapOf(SCALAR),
+            "config_defaults": MapOf(CONFIG_DEFAULT),
             "family_defaults": MapOf(OneOf((int, float, str, bool), "a number, string or bool")),
             "position_offset": int,
             "keep_source_config": bool,
@@ -121,6 +130,7 @@ def table_schema(kinds: tuple[str, ...]) -> Obj:
             # How a config-less checkpoint's unseen values are guessed (read by the doctor)
             "config_guesses": MapOf(MapOf(ANY)),
             "requires_config": str,  # the producer's config file; refused without it
+            "head_count_key": str,  # the config key holding the attention head count
         },
     )
 
@@ -224,4 +234,129 @@ FAIRSEQ = Obj(
         ),
     },
     frozenset({"schema", "weights", "config_keys", "config", "fixed", "dictionary"}),
+)
+
+
+def _family_check(entry: dict) -> str | None:
+    specials = entry.get("specials") or {}
+    if not {"cls_token", "sep_token", "unk_token"} <= set(specials):
+        return "specials need at least cls_token, sep_token and unk_token"
+    missing = [role for role in entry.get("lstrip") or () if role not in specials]
+    return f"lstrip names roles without a token: {', '.join(missing)}" if missing else None
+
+
+TOKENIZER_FAMILIES = Obj(
+    {
+        "schema": int,
+        "families": MapOf(
+            Obj(
+                {
+                    "model": str,
+                    "tokenizer_class": str,
+                    "slow_files": ListOf(str),
+                    "specials": MapOf(str),
+                    "template": Obj({"single": str, "pair": str}, frozenset({"single", "pair"})),
+                    "config": MapOf(ANY),
+                    "lstrip": ListOf(str),
+                    "class_models": ListOf(str),
+                    "vocabulary": Obj(
+                        {"head": ListOf(str), "pieces_from": int, "tail": ListOf(str)},
+                        frozenset({"head", "pieces_from"}),
+                    ),
+                },
+                frozenset({"model", "tokenizer_class", "slow_files", "specials", "template"}),
+                check=_family_check,
+            )
+        ),
+        "keras_hub": MapOf(
+            Obj(
+                {
+                    "family": str,
+                    "assets": MapOf(str),
+                    "rules": str,
+                    "settings": MapOf(
+                        Obj({"option": str, "default": SCALAR}, frozenset({"option", "default"}))
+                    ),
+                    "preprocessor": str,
+                },
+                frozenset({"family", "assets", "rules", "preprocessor"}),
+            )
+        ),
+        "releases": ListOf(
+            Obj(
+                {
+                    "name": str,
+                    "files": MapOf(str),
+                    "family": OneOf((str, ListOf(str)), "a family or a list of families"),
+                    "rules": str,
+                },
+                frozenset({"name", "files", "family", "rules"}),
+            )
+        ),
+        "parity_ids": Obj({"bos": int, "eos": int}, frozenset({"bos", "eos"})),
+    },
+    frozenset({"schema", "families", "keras_hub", "releases", "parity_ids"}),
+)
+
+
+def _weight_change_check(entry: dict) -> str | None:
+    if ("tensors" in entry) == ("pairs" in entry):
+        return "needs exactly one of tensors, pairs"
+    return None
+
+
+WEIGHT_CHANGE = Obj(
+    {
+        "op": str,
+        "tensors": ListOf(str),  # role or role.part
+        "pairs": ListOf(ListOf(str)),  # two roles exchanged
+        "parts": ListOf(str),  # each role's tensors: role.part for each part
+        "says": str,
+    },
+    frozenset({"op", "says"}),
+    check=_weight_change_check,
+)
+HYPOTHESES = Obj(
+    {
+        "schema": int,
+        "description": str,
+        "config": ListOf(
+            Obj(
+                {
+                    "key": str,
+                    "values": ListOf(SCALAR),
+                    "same": ListOf(ListOf(SCALAR)),
+                    "meaning": MapOf(str),
+                    "only_with": str,  # a table key that must be set (nonzero)
+                    "says": str,
+                },
+                frozenset({"key", "values", "says"}),
+            )
+        ),
+        "inputs": ListOf(Obj({"drop": str, "says": str}, frozenset({"drop", "says"}))),
+        "weights": Obj(
+            {
+                "layer": ListOf(WEIGHT_CHANGE),
+                "head": ListOf(WEIGHT_CHANGE),
+                "embeddings": ListOf(WEIGHT_CHANGE),
+            }
+        ),
+        "ops": MapOf(Obj({"does": str, "command": str, "per": int}, frozenset({"does"}))),
+        "commands": Obj({"config": str}, frozenset({"config"})),
+        "words": MapOf(str),
+        "families": MapOf(Obj({"config_keys": MapOf(str), "heads_key": str, "roles": MapOf(str)})),
+    },
+    frozenset({"schema", "config", "weights", "ops", "commands"}),
+)
+
+
+# mappings/shared/model-card.yaml: the model card's hub tags for heads and source layouts
+MODEL_CARD = Obj(
+    {
+        "schema": int,
+        "description": str,
+        "pipeline_tags": MapOf(str),
+        "layout_tags": MapOf(str),
+    },
+    frozenset({"schema", "pipeline_tags", "layout_tags"}),
 )

@@ -106,8 +106,20 @@ def select_table(
         return _select_by_fit(layout, of_arch, names)
     if of_arch:
         return of_arch[0]
-    known = sorted({m for t in tables if t.layout == layout for m in t.model_types})
     raise InputError(
         f"model_type '{wanted}' is not a supported architecture for {layout} checkpoints",
-        hint=f"supported: {', '.join(known) or 'none'}",
+        hint=f"supported: {'; '.join(_supported(tables, layout)) or 'none'}",
     )
+
+
+def _supported(tables: list[Table], layout: str) -> list[str]:
+    """Each architecture the layout's tables convert, by the model_types a config names it with,
+    and the source classes its heads take where the tables name them (keras-hub's)."""
+    lines = []
+    for table in sorted((t for t in tables if t.layout == layout), key=lambda t: t.model_types):
+        classes = sorted({h.source_class for h in table.heads.values() if h.source_class})
+        names = ", ".join(table.model_types)
+        line = f"{names} ({', '.join(classes)})" if classes else names
+        if line not in lines:  # a layout's variants of one architecture (save_weights tables)
+            lines.append(line)
+    return lines

@@ -51,21 +51,23 @@ def uppercase_pieces(vocab: list[str]) -> list[str]:
     return [p for p in pieces if p.lower() != p]
 
 
-def from_vocabulary(vocab: list[str]) -> Casing:
+def from_vocabulary(vocab: list[str], name: str = "vocab.txt") -> Casing:
     upper = uppercase_pieces(vocab)
     if upper:
         examples = ", ".join(upper[:3])
         return Casing(
             False,
-            f"no {FLAG} flag found; vocab.txt holds {len(upper)} word pieces with uppercase "
+            f"no {FLAG} flag found; {name} holds {len(upper)} word pieces with uppercase "
             f"letters (e.g. {examples}), so the model is cased: no lowercasing",
         )
     return Casing(
         True,
-        f"no {FLAG} flag found; vocab.txt holds no word piece with an uppercase letter, so the "
+        f"no {FLAG} flag found; {name} holds no word piece with an uppercase letter, so the "
         "model is uncased: text is lowercased and accents stripped",
     )
 
 
-def decide(directory: Path, tensors: dict[str, Any], vocab: list[str]) -> Casing:
-    return _flag_in_files(directory) or _flag_in_checkpoint(tensors) or from_vocabulary(vocab)
+def decide(
+    directory: Path, tensors: dict[str, Any], vocab: list[str], name: str = "vocab.txt"
+) -> Casing:
+    return _flag_in_files(directory) or _flag_in_checkpoint(tensors) or from_vocabulary(vocab, name)

@@ -1,12 +1,11 @@
 """A built-in multilingual text corpus for tokenizer parity.
 
-Each row stresses one thing tokenizers disagree on: case, accents, scripts without spaces, emoji,
-URLs, numbers, very long words, whitespace runs, punctuation. Pairs check where the special
-tokens go between two segments. Literal special tokens (`[CLS]`, `<s>`) are left out on purpose:
-reference tokenizers treat them as plain text by design, HF tokenizers as specials. So is an
-apostrophe opening a word after a space (` 'single'`): keras-hub's BPE splits it as the
-contraction `'s`, GPT-2's rule (and HF) as ` '` — a known keras-hub divergence that would refuse
-every keras-hub RoBERTa; `--text` still catches it (tests/test_tokenizers.py shows it).
+Each row stresses one thing tokenizers disagree on: case, accents (composed and decomposed),
+scripts without spaces, emoji, URLs, numbers, very long words (over 100 and over 200
+characters), whitespace runs (before words, before tabs and newlines, at the end), tabs,
+Unicode spaces, contractions (an apostrophe opening a word too), punctuation. Pairs check where
+the special tokens go between two segments. Literal special tokens (`[CLS]`, `<s>`) are left out
+on purpose: reference tokenizers treat them as plain text by design, HF tokenizers as specials.
 """
 
 from __future__ import annotations
@@ -29,11 +28,17 @@ SINGLES: tuple[str, ...] = (
     "Numbers 3.14159, 1,000,000, -42, 2026-11-23 and 10:40 UTC.",
     "Pneumonoultramicroscopicsilicovolcanoconiosis antidisestablishmentarianism",
     "x" * 120,
+    "y" * 210,
     "Whitespace   runs\tand\ttabs\nand\n\nnewlines   end  ",
     "   leading spaces and trailing   ",
     "Punctuation!!! ... ??? (brackets) [square] {curly} \"quotes\" 'quoted' — dash – en",
     "camelCaseWords and snake_case_words and kebab-case-words",
     "Don't, can't, won't; it's O'Reilly's.",
+    "a 'single' quote, we'LL see, I'M sure; the '90s ''quoted'' ``twice``",
+    "Tiếng Việt: Xin chào, tôi là sinh_viên trường đại_học Bách_khoa Hà_Nội .",
+    "Cyrillic ЁЛКИ-ПАЛКИ, Greek ΟΔΟΣ and decomposed Cafe\u0301 e\u0301te\u0301",
+    "Prices: 9,000 and 12,345,678 items at 1,5 € — 3,14",
+    "a\t\tb  \t  c \n d\r\ne\u3000f\u2009g\u00a0 h",
     "Mixed中文and English混合text",
     "Tab\u00a0non-breaking\u2003em-space\u200bzero-width",
     "ﬁnancial ligature and full-width ＡＢＣ１２３",

@@ -2,69 +2,97 @@
 
 transformers would do this too, but importing it pulls in torch, and conversion alone must stay
 light. The fast file (`tokenizer.json`) is built by `tokenizers`; `tokenizer_config.json` and
-`special_tokens_map.json` are plain data per family; the slow files (`vocab.json` + `merges.txt`,
-`vocab.txt`) are written beside them so the slow tokenizer classes load too.
+`special_tokens_map.json` are plain data per family (mappings/tokenizers/families.yaml); the slow
+files (`vocab.json` + `merges.txt`, `vocab.txt`, a SentencePiece model) are written beside them
+when the family's slow class gives the same ids.
+
+Style: `faithful` writes the source's own rules; where they are not the family's canonical ones,
+the class is `PreTrainedTokenizerFast`, which loads tokenizer.json as it is in transformers 4 and
+5 alike (5's model classes rebuild their own normalizer and pre-tokenizer, and would silently
+give the canonical ids); the slow files are still written, as the vocabulary tools read, but
+AutoTokenizer does not use them. `canonical` writes the family's canonical tokenizer under its
+own class, a chosen deviation from the source.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from .families import Family
+from .fastbpe import FastBpe
+from .parity import corpus_rows
+from .pipelines import Built, build
+from .rules import DEFAULT_STYLE
+from .sources import TokenizerPlan
 
 SPECIALS_FILE = "special_tokens_map.json"
+GENERIC_CLASS = "PreTrainedTokenizerFast"
+SHOWN_ROWS = 10  # deviating rows listed in the reports
 
 
-@dataclass(frozen=True)
-class Family:
+@dataclass
+class Deviation:
+    """Corpus rows on which the source's tokenizer and the family's canonical one disagree."""
+
+    canonical: str  # the canonical tokenizer, described
+    compared: int
+    rows: list[dict[str, Any]]  # {row, text}
+    chosen: bool  # the written tokenizer is the canonical one: these rows differ from the source
+    why: str = ""  # why the canonical one was written, when it was
+
+    @property
+    def row_numbers(self) -> list[int]:
+        return [r["row"] for r in self.rows]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "canonical": self.canonical,
+            "rows_compared": self.compared,
+            "rows_differing": len(self.rows),
+            "rows": self.rows[:SHOWN_ROWS],
+            "chosen": self.chosen,
+            **({"why": self.why} if self.why else {}),
+        }
+
+    def sentence(self) -> str:
+        if not self.rows:
+            return f"the source's tokenizer is {self.canonical}'s on every corpus row"
+        rows = ", ".join(f"#{r['row']} {r['text'][:30]!r}" for r in self.rows[:3])
+        more = f" and {len(self.rows) - 3} more" if len(self.rows) > 3 else ""
+        if self.chosen:
+            return (
+                f"chosen deviation ({self.why}): the written tokenizer, {self.canonical}, gives "
+                f"other ids than the source on {len(self.rows)} of {self.compared} rows: "
+                f"{rows}{more}"
+            )
+        return (
+            f"the source's tokenizer deviates from {self.canonical} on {len(self.rows)} of "
+            f"{self.compared} rows ({rows}{more}); the written tokenizer follows the source"
+        )
+
+
+@dataclass
+class Written:
+    files: list[str]
+    style: str  # what was written: "faithful" or "canonical"
     tokenizer_class: str
-    slow_files: tuple[str, ...]
-    specials: dict[str, str]  # HF role → token
-    config: dict[str, Any]  # fixed tokenizer_config.json entries
-
-
-FAMILIES: dict[str, Family] = {
-    "roberta-bpe": Family(
-        tokenizer_class="RobertaTokenizer",
-        slow_files=("vocab.json", "merges.txt"),
-        specials={
-            "bos_token": "<s>",
-            "eos_token": "</s>",
-            "unk_token": "<unk>",
-            "sep_token": "</s>",
-            "pad_token": "<pad>",
-            "cls_token": "<s>",
-            "mask_token": "<mask>",
-        },
-        config={"errors": "replace", "trim_offsets": True, "clean_up_tokenization_spaces": False},
-    ),
-    "bert-wordpiece": Family(
-        tokenizer_class="BertTokenizer",
-        slow_files=("vocab.txt",),
-        specials={
-            "unk_token": "[UNK]",
-            "sep_token": "[SEP]",
-            "pad_token": "[PAD]",
-            "cls_token": "[CLS]",
-            "mask_token": "[MASK]",
-        },
-        config={"clean_up_tokenization_spaces": False},
-    ),
-}
+    deviation: Deviation | None
+    evidence: list[str] = field(default_factory=list)
 
 
 def _json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
-def _present_specials(family: Family, vocab: dict[str, int], where: Path) -> dict[str, str]:
+def _present_specials(family: Family, ids: dict[str, int], where: str) -> dict[str, str]:
     """The family's special tokens found in the vocabulary; a missing [CLS]/<s>-like token
     would be added with a new id past the embedding matrix, so it is left out instead (and the
     parity check then shows whether the source used it)."""
-    present = {role: tok for role, tok in family.specials.items() if tok in vocab}
+    present = {role: tok for role, tok in family.specials.items() if tok in ids}
     if "cls_token" not in present or "sep_token" not in present:
         raise InputError(
             f"the vocabulary lacks {family.specials['cls_token']}/{family.specials['sep_token']}",
@@ -74,69 +102,128 @@ def _present_specials(family: Family, vocab: dict[str, int], where: Path) -> dic
     return present
 
 
-def _build_bpe(vocab_file: Path, merges_file: Path, options: dict[str, Any]):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-
-    tokenizer = Tokenizer(models.BPE.from_file(str(vocab_file), str(merges_file)))
-    prefix = bool(options.get("add_prefix_space", False))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=prefix)
-    tokenizer.decoder = decoders.ByteLevel()
-    return tokenizer, prefix
+def _template_tokens(template: str) -> list[str]:
+    pieces = (p.split(":")[0] for p in template.split())
+    return [p for p in pieces if not p.startswith("$")]
 
 
-def _build_wordpiece(vocab_file: Path, options: dict[str, Any]):
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+def finish(tokenizer, family: Family, where: str) -> dict[str, str]:
+    """Add the family's packing and special tokens to `tokenizer`; return the specials present."""
+    from tokenizers import AddedToken, processors
 
-    tokenizer = Tokenizer(models.WordPiece.from_file(str(vocab_file), unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(
-        clean_text=True,
-        handle_chinese_chars=options["tokenize_chinese_chars"],
-        strip_accents=options["strip_accents"],
-        lowercase=options["do_lower_case"],
+    ids = tokenizer.get_vocab()
+    specials = _present_specials(family, ids, where)
+    used = dict.fromkeys(_template_tokens(family.single) + _template_tokens(family.pair))
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=family.single,
+        pair=family.pair,
+        special_tokens=[(token, ids[token]) for token in used],
     )
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.decoder = decoders.WordPiece(prefix="##")
-    return tokenizer
+    for role, token in sorted(specials.items(), key=lambda rt: ids[rt[1]]):
+        lstrip = role in family.lstrip
+        tokenizer.add_special_tokens([AddedToken(token, lstrip=lstrip, normalized=False)])
+    return specials
+
+
+def _fastbpe_pair(plan: TokenizerPlan) -> tuple[FastBpe, FastBpe]:
+    codes = plan.files["bpe.codes"].decode("utf-8")
+    dictionary = plan.files["vocab.txt"].decode("utf-8")
+    return (
+        FastBpe.from_files(codes, dictionary, plan.origin),
+        FastBpe.from_files(codes, dictionary, plan.origin, hf_words=True),
+    )
+
+
+def deviation(plan: TokenizerPlan, built: Built, why: str, texts=()) -> Deviation | None:
+    """The corpus rows (with `texts`) where the faithful and canonical tokenizers disagree."""
+    rows = corpus_rows(tuple(texts))
+    if built.family.model == "fastbpe":
+        faithful, canonical = _fastbpe_pair(plan)
+        ids_a = [faithful.encode(a, b) for a, b in rows]
+        ids_b = [canonical.encode(a, b) for a, b in rows]
+    elif built.same:
+        return None
+    else:
+        ids_a = [e.ids for e in built.faithful.encode_batch([_row(r) for r in rows])]
+        ids_b = [e.ids for e in built.canonical.encode_batch([_row(r) for r in rows])]
+    differing = [
+        {"row": i, "text": text if pair is None else f"{text} ||| {pair}"}
+        for i, ((text, pair), a, b) in enumerate(zip(rows, ids_a, ids_b, strict=True))
+        if a != b
+    ]
+    described = f"Hugging Face's {built.family.tokenizer_class}"
+    return Deviation(described, len(rows), differing, bool(why), why)
+
+
+def _row(row: tuple[str, str | None]):
+    return row[0] if row[1] is None else row
+
+
+def _slow_bytes(plan: TokenizerPlan, family: Family) -> dict[str, bytes]:
+    return {name: plan.files[name] for name in family.slow_files if name in plan.files}
+
+
+def _finished(plan: TokenizerPlan) -> tuple[Built, dict[str, str]]:
+    built = build(plan)
+    specials = dict(built.family.specials)
+    for pipeline in (built.faithful, built.canonical):
+        if pipeline is not None:
+            specials = finish(pipeline, built.family, plan.origin)
+    return built, specials
+
+
+def _why(built: Built, faithful: bool) -> str:
+    """Why the written tokenizer is not the faithful one ("" when it is)."""
+    if built.faithful is None:
+        return f"{built.family.tokenizer_class} is Python code, with no faithful alternative"
+    return "" if faithful else "--tokenizer-style canonical"
+
+
+def expected_deviation(plan: TokenizerPlan, style: str, texts=()) -> Deviation | None:
+    """The deviation a tokenizer written in `style` has (for `verify` of an existing output)."""
+    built, _ = _finished(plan)
+    faithful = style == "faithful" or built.same or built.faithful is None
+    return deviation(plan, built, _why(built, faithful), texts)
 
 
 def write_hf_tokenizer(
-    family_name: str,
-    slow_files: dict[str, bytes],
-    options: dict[str, Any],
+    plan: TokenizerPlan,
     model_max_length: int,
     directory: Path,
-) -> list[str]:
-    """Write tokenizer.json, tokenizer_config.json, special_tokens_map.json and the slow files
-    (given as name → bytes, named as HF expects) into `directory`; return the names written."""
-    from tokenizers import AddedToken, processors
-
-    family = FAMILIES[family_name]
-    for name in family.slow_files:
-        (directory / name).write_bytes(slow_files[name])
-    if family_name == "roberta-bpe":
-        tokenizer, prefix = _build_bpe(directory / "vocab.json", directory / "merges.txt", options)
-    else:
-        tokenizer = _build_wordpiece(directory / "vocab.txt", options)
-    vocab = tokenizer.get_vocab()
-    specials = _present_specials(family, vocab, directory)
-    cls, sep = specials["cls_token"], specials["sep_token"]
-    if family_name == "roberta-bpe":
-        tokenizer.post_processor = processors.RobertaProcessing(
-            (sep, vocab[sep]), (cls, vocab[cls]), trim_offsets=True, add_prefix_space=prefix
-        )
-    else:
-        tokenizer.post_processor = processors.BertProcessing((sep, vocab[sep]), (cls, vocab[cls]))
-    for role, token in sorted(specials.items(), key=lambda rt: vocab[rt[1]]):
-        lstrip = role == "mask_token" and family_name == "roberta-bpe"
-        tokenizer.add_special_tokens([AddedToken(token, lstrip=lstrip, normalized=False)])
-    tokenizer.save(str(directory / "tokenizer.json"))
+    style: str = DEFAULT_STYLE,
+    texts: tuple[str, ...] = (),
+) -> Written:
+    """Write tokenizer.json (when the family has one), tokenizer_config.json,
+    special_tokens_map.json and the slow files into `directory`."""
+    built, specials = _finished(plan)
+    family = built.family
+    faithful = style == "faithful" or built.same or built.faithful is None
+    tokenizer = built.faithful if faithful and built.faithful is not None else built.canonical
+    generic = (faithful and not built.same and built.faithful is not None) or not built.class_ok
+    options = plan.options if faithful else {**plan.options, **built.canonical_options}
+    written_style = "faithful" if faithful and built.faithful is not None else "canonical"
+    names: list[str] = []
+    if built.slow_ok:  # the vocabulary files too, for tools that read them (and the slow class)
+        for name, data in _slow_bytes(plan, family).items():
+            (directory / name).write_bytes(data)
+            names.append(name)
+    if tokenizer is not None:
+        tokenizer.save(str(directory / "tokenizer.json"))
+        names.append("tokenizer.json")
     config = {
         **family.config,
-        **options,
+        **options,  # said for the reader; PreTrainedTokenizerFast ignores them
         **specials,
-        "tokenizer_class": family.tokenizer_class,
+        "tokenizer_class": GENERIC_CLASS if generic else family.tokenizer_class,
         "model_max_length": model_max_length,
     }
     _json(directory / "tokenizer_config.json", config)
     _json(directory / SPECIALS_FILE, specials)
-    return [*family.slow_files, "tokenizer.json", "tokenizer_config.json", SPECIALS_FILE]
+    names += ["tokenizer_config.json", SPECIALS_FILE]
+    return Written(
+        names,
+        written_style,
+        config["tokenizer_class"],
+        deviation(plan, built, _why(built, faithful), texts),
+        built.evidence,
+    )

@@ -4,7 +4,8 @@ TF1 checkpoints carry no tokenizer object, only `vocab.txt` and a casing rule, s
 the written HF tokenizer is compared with is this: clean the text, put spaces around CJK
 ideographs, split on whitespace, optionally lowercase and drop accents, split off punctuation,
 then greedy longest-match-first word pieces (`##` continuation, `[UNK]` for a word with no
-segmentation or longer than 100 characters). Independent of transformers on purpose.
+segmentation or longer than 200 characters: tokenization.py's WordpieceTokenizer default, where
+Hugging Face's BertTokenizer stops at 100). Independent of transformers on purpose.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-MAX_WORD_CHARS = 100
+MAX_WORD_CHARS = 200
 CONTINUATION = "##"
 CJK_RANGES = (
     (0x4E00, 0x9FFF),

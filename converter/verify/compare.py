@@ -1,5 +1,5 @@
 """Per-output differences between the two models, on non-padding positions only, judged
-against the float32 noise measured on the converted model (see gate.py)."""
+against the noise measured on the converted model in its own dtype (see gate.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 from .gate import Gate
 from .runners import Outputs
 
-Run = tuple[Outputs, Outputs, Outputs, np.ndarray]  # reference, float32, float64 candidate, mask
+Run = tuple[Outputs, Outputs, Outputs, np.ndarray]  # reference, candidate, its float64 run, mask
 
 
 @dataclass(frozen=True)
@@ -25,10 +25,11 @@ class OutputDiff:
     max_rel_diff: float  # max |a-b| divided by the largest |reference| value of this output
     cosine: float
     scale: float  # largest |reference| value of this output
-    noise: float  # max |float32 − float64| of the converted model: float32 rounding noise
+    noise: float  # max |candidate − float64| of the converted model: its dtype's rounding noise
     tolerance: float  # the largest max abs diff the gate allows for this output
     passed: bool
-    argmax_agreement: float | None = None  # for logits: share of rows whose argmax agrees
+    # for logits: share of rows whose argmax (top-1) agrees with the float32 reference's
+    argmax_agreement: float | None = None
     nonfinite: int = 0  # NaN/Inf values on either side
 
     @property
@@ -55,15 +56,31 @@ def describe(name: str) -> str:
     }.get(name, "head output")
 
 
-def _select(array: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Keep non-padding positions when the output is per token ([sequences, len, …])."""
+def token_rows(array: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Keep non-padding positions when the output looks per token in this one batch
+    ([sequences, len, …]; the trials' per-batch check — compare_outputs decides over all
+    batches, see _per_token)."""
     if array.ndim >= 2 and tuple(array.shape[:2]) == mask.shape:
         return array[mask]
     return array
 
 
+def _per_token(name: str, runs: list[Run]) -> bool:
+    """Whether an output is per token ([sequences, len, …]) in every batch. Batches differ in
+    width, so a per-row output whose size equals one batch's width (3 labels, a 3-token batch)
+    is not taken for a per-token one."""
+    return all(
+        run[0][name].ndim >= 2 and tuple(run[0][name].shape[:2]) == run[3].shape for run in runs
+    )
+
+
+def _select(array: np.ndarray, mask: np.ndarray, per_token: bool) -> np.ndarray:
+    """Keep non-padding positions of a per-token output."""
+    return array[mask] if per_token else array
+
+
 def compare_outputs(runs: list[Run], gate: Gate) -> list[OutputDiff]:
-    """Metrics per output over all batches: `runs` holds (reference, candidate in float32,
+    """Metrics per output over all batches: `runs` holds (reference, candidate in its dtype,
     candidate in float64, mask) per batch.
 
     Every reference output must have a candidate; a candidate output the source model does not
@@ -77,8 +94,11 @@ def compare_outputs(runs: list[Run], gate: Gate) -> list[OutputDiff]:
             )
     diffs = []
     for index, name in enumerate(names):
+        per_token = _per_token(name, runs)
         ref, cand, exact = (
-            np.concatenate([_select(run[k][name], run[3]).astype(np.float64) for run in runs])
+            np.concatenate(
+                [_select(run[k][name], run[3], per_token).astype(np.float64) for run in runs]
+            )
             for k in range(3)
         )
         if not ref.shape == cand.shape == exact.shape:

@@ -45,8 +45,9 @@ class Batch:
 
 @dataclass
 class ParityInputs:
-    """The rows to run, in batches: the maximum-length row(s) alone, so the short rows are not
-    padded to the maximum length (which would multiply the work for nothing)."""
+    """The rows to run, in batches: the maximum-length row(s) alone, and the short rows grouped
+    by length (`_by_length`), so no row is padded to many times its length (which would multiply
+    the work for nothing); at least one batch still pads rows of different lengths."""
 
     batches: list[Batch]
     rows: list[str] = field(default_factory=list)  # what each row is, for the report
@@ -65,11 +66,14 @@ def _special_ids(dims: dict[str, Any]) -> tuple[int, int, int]:
     pad = int(dims.get("pad_token_id") or 0)
     bos = dims.get("bos_token_id")
     eos = dims.get("eos_token_id")
-    # BERT-style configs name no bos/eos: [CLS]=101 and [SEP]=102 in the standard vocab when it
-    # is large enough, otherwise any two distinct non-pad ids.
+    # BERT-style configs name no bos/eos: [CLS] and [SEP] of the standard vocab when it is large
+    # enough (mappings/tokenizers/families.yaml, parity_ids), otherwise two distinct non-pad ids.
     if bos is None or eos is None:
+        from ..tokenizers.families import load_families
+
         vocab = int(dims["vocab_size"])
-        bos, eos = (101, 102) if vocab > 102 else (pad + 1, pad + 2)
+        cls, sep = load_families().parity_ids
+        bos, eos = (cls, sep) if vocab > max(cls, sep) else (pad + 1, pad + 2)
     return pad, int(bos), int(eos)
 
 
@@ -144,7 +148,20 @@ def make_inputs(
         short_rows.append(short_rows[-1])
         short_names.append("repeat (multiple choice pairs rows)")
     with_types = token_types and int(dims.get("type_vocab_size") or 1) > 1
+    examples = [short_rows[i : i + choices] for i in range(0, len(short_rows), choices)]
+    batches = [long_rows] + [sum(group, []) for group in _by_length(examples)]
     return ParityInputs(
-        [_batch(long_rows, pad, with_types, choices), _batch(short_rows, pad, with_types, choices)],
-        long_names + short_names,
+        [_batch(rows, pad, with_types, choices) for rows in batches], long_names + short_names
     )
+
+
+def _by_length(examples: list[list[list[int]]]) -> list[list[list[list[int]]]]:
+    """Consecutive examples (each one row, or its choices) in batches: an example shorter than a
+    quarter of its batch's first one starts a new batch, so padding stays below 4× a row."""
+    groups: list[list[list[list[int]]]] = []
+    for example in examples:
+        length = max(len(r) for r in example)
+        if not groups or 4 * length < max(len(r) for r in groups[-1][0]):
+            groups.append([])
+        groups[-1].append(example)
+    return groups

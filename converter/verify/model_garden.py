@@ -16,11 +16,12 @@ import numpy as np
 from ..errors import ParityError, UsageError
 from ..plan.accounting import Plan
 from ..readers import Source
-from ..tables.reference import head_facts
+from ..tables.reference import feeds, head_facts
 from ..tf_import import tensorflow
 from .inputs import Batch
 
 MASKED_LM = "mlm_logits"  # an output of BertPretrainerV2, asked for at every position
+ACTIVATION_KEY = "hidden_act"  # bert_config.json's name, which Model Garden's BertConfig reads
 NEXT_SENTENCE = "next_sentence"  # BertPretrainerV2's classification head of that name
 
 
@@ -36,6 +37,11 @@ def _official():
     return layers, models, networks
 
 
+def _approximate_gelu(tf):
+    """Model Garden's "gelu" (official.modeling.activations.gelu): the tanh form."""
+    return lambda x: tf.keras.activations.gelu(x, approximate=True)
+
+
 def _encoder_kwargs(dims: dict[str, Any]) -> dict[str, Any]:
     return {
         "vocab_size": int(dims["vocab_size"]),
@@ -49,9 +55,77 @@ def _encoder_kwargs(dims: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _approximate_gelu(tf):
-    """Model Garden's "gelu" (official.modeling.activations.gelu): the tanh form."""
-    return lambda x: tf.keras.activations.gelu(x, approximate=True)
+def _activation(source: Source):
+    """The source config's activation as Model Garden's own code reads it (its BERT tools
+    build encoders with tf_utils.get_activation(bert_config.hidden_act): "gelu" is the tanh
+    form), or None when the config names none: the encoder classes' default, that same gelu."""
+    name = source.config.get(ACTIVATION_KEY)
+    if name is None:
+        return None
+    from official.modeling import tf_utils
+
+    try:
+        return tf_utils.get_activation(name)
+    except ValueError:
+        raise ParityError(
+            f"the config's {ACTIVATION_KEY} '{name}' is not an activation Model Garden knows",
+            source.config_path or source.path,
+        ) from None
+
+
+def _classifier(parts, runner: ModelGardenRunner, dims, kwargs, activation):
+    """BertClassifier over a BertEncoder, saved as tf.train.Checkpoint(model=…)."""
+    layers, models, networks = parts
+    runner.encoder = networks.BertEncoder(
+        intermediate_size=int(dims["intermediate_size"]), dict_outputs=True, **kwargs
+    )
+    runner.model = models.BertClassifier(
+        network=runner.encoder, num_classes=int(dims["num_labels"]), dropout_rate=0.0
+    )
+    return {"model": runner.model}
+
+
+def _encoder(parts, runner: ModelGardenRunner, dims, kwargs, activation):
+    """BertEncoderV2 alone, saved as tf.train.Checkpoint(encoder=…)."""
+    layers, models, networks = parts
+    runner.encoder = networks.BertEncoderV2(inner_dim=int(dims["intermediate_size"]), **kwargs)
+    runner.model = None
+    return {"encoder": runner.encoder}
+
+
+def _pretrainer(parts, runner: ModelGardenRunner, dims, kwargs, activation):
+    """BertPretrainerV2 (masked LM, and a next-sentence head when the table reads one), saved as
+    tf.train.Checkpoint(model=…, **pretrainer.checkpoint_items)."""
+    layers, models, networks = parts
+    _encoder(parts, runner, dims, kwargs, activation)
+    heads = []
+    if NEXT_SENTENCE in runner.outputs.values():
+        heads = [
+            layers.ClassificationHead(
+                inner_dim=int(dims["hidden_size"]),
+                num_classes=2,
+                dropout_rate=0.0,
+                name=NEXT_SENTENCE,
+            )
+        ]
+    # The MLM transform's activation is not stored. transformers applies hidden_act there, and so
+    # does Model Garden's TF1 → TF2 converter (its BERT pretraining experiments set
+    # mlm_activation "gelu", the default below).
+    runner.model = models.BertPretrainerV2(
+        encoder_network=runner.encoder,
+        classification_heads=heads,
+        mlm_activation=activation or _approximate_gelu(runner.tf),
+    )
+    return {"model": runner.model, **runner.model.checkpoint_items}
+
+
+# What each Model Garden class a table names (a head's `source_class`) is built as, and which
+# objects its checkpoint was saved under.
+BUILDERS = {
+    "BertClassifier": _classifier,
+    "BertEncoderV2": _encoder,
+    "BertPretrainerV2": _pretrainer,
+}
 
 
 class ModelGardenRunner:
@@ -64,45 +138,22 @@ class ModelGardenRunner:
     def __init__(self, source: Source, plan: Plan):
         tf = tensorflow()
         self.tf = tf
-        layers, models, networks = _official()
-        dims = plan.dims
-        kwargs = _encoder_kwargs(dims)
-        # PyTorch output ← Model Garden output, as the table declares per head
+        parts = _official()
+        kwargs = _encoder_kwargs(plan.dims)
+        # PyTorch output ← Model Garden output, and its input names, as the table declares
         self.outputs = head_facts(plan.table.reference, plan.head).outputs
+        self.feeds = feeds(plan.table.reference)
         self.masked_lm = MASKED_LM in self.outputs.values()
         kind = plan.table.heads[plan.head].source_class
-        if kind == "BertClassifier":
-            self.encoder = networks.BertEncoder(
-                intermediate_size=int(dims["intermediate_size"]), dict_outputs=True, **kwargs
+        if kind not in BUILDERS:
+            raise UsageError(
+                f"mappings/{plan.table.name}.yaml: head {plan.head}'s source_class '{kind}' is "
+                f"not a Model Garden class the reference builds ({', '.join(BUILDERS)})"
             )
-            self.model = models.BertClassifier(
-                network=self.encoder, num_classes=int(dims["num_labels"]), dropout_rate=0.0
-            )
-            roots = {"model": self.model}
-        else:
-            inner = int(dims["intermediate_size"])
-            self.encoder = networks.BertEncoderV2(inner_dim=inner, **kwargs)
-            self.model = None
-            roots = {"encoder": self.encoder}
-            if kind == "BertPretrainerV2":
-                heads = []
-                if NEXT_SENTENCE in self.outputs.values():
-                    heads = [
-                        layers.ClassificationHead(
-                            inner_dim=int(dims["hidden_size"]),
-                            num_classes=2,
-                            dropout_rate=0.0,
-                            name=NEXT_SENTENCE,
-                        )
-                    ]
-                # The MLM transform's activation is not stored. transformers applies hidden_act
-                # there; Model Garden's BERT pretraining experiments set mlm_activation "gelu".
-                self.model = models.BertPretrainerV2(
-                    encoder_network=self.encoder,
-                    classification_heads=heads,
-                    mlm_activation=_approximate_gelu(tf),
-                )
-                roots = {"model": self.model, **self.model.checkpoint_items}
+        activation = _activation(source)
+        if activation is not None:  # BertEncoder's `activation` is BertEncoderV2's inner one
+            kwargs["inner_activation"] = activation
+        roots = BUILDERS[kind](parts, self, plan.dims, kwargs, activation)
         self._build()
         status = tf.train.Checkpoint(**roots).read(str(source.weight_files[0].with_suffix("")))
         try:
@@ -116,13 +167,7 @@ class ModelGardenRunner:
 
     def _feed(self, batch: Batch) -> dict[str, Any]:
         tf = self.tf
-        ids = batch.input_ids.astype(np.int32)
-        types = batch.token_type_ids if batch.token_type_ids is not None else ids * 0
-        return {
-            "input_word_ids": tf.constant(ids),
-            "input_mask": tf.constant(batch.attention_mask.astype(np.int32)),
-            "input_type_ids": tf.constant(types.astype(np.int32)),
-        }
+        return {k: tf.constant(v.astype(np.int32)) for k, v in batch.feed(self.feeds).items()}
 
     def _build(self) -> None:
         ones = np.ones((1, 4), dtype=np.int32)

@@ -3,8 +3,8 @@
 A runner returns the outputs to compare, in forward order and named as in the report:
 `hidden_states[0..N]`, then `pooler_output` when the model has one, then the head outputs
 (`logits`, or `start_logits`/`end_logits`). Which runner a source needs is its table's
-`reference: {runner: …}` (reference_spec.py), imported only when parity asks for it; this module
-holds the lookup and transformers' own TF class, `transformers-tf`.
+`reference: {runner: …}` (converter/tables/reference.py), imported only when parity asks for
+it; this module holds the lookup and transformers' own TF class, `transformers-tf`.
 """
 
 from __future__ import annotations
@@ -128,6 +128,46 @@ def _zero_initializers(cls: type, tf) -> Iterator[None]:
         module.get_initializer = original
 
 
+class _MappedH5Arrays:
+    """numpy, except that `asarray` of a contiguous h5py dataset maps it from its file.
+
+    transformers' TF loader reads every array of a tf_model.h5 into memory, then assigns them
+    all: for a moment the model is in memory twice, besides TensorFlow itself (3.3× the model
+    for an XLM-R-large-sized one). Handed maps of the same bytes instead, it reads each array
+    from the page cache as it assigns it: the same values, through transformers' own loader,
+    with no second copy owned by the process."""
+
+    def __init__(self, numpy):
+        self._numpy = numpy
+
+    def __getattr__(self, name: str):
+        return getattr(self._numpy, name)
+
+    def asarray(self, value, *args, **kwargs):
+        import h5py
+
+        if isinstance(value, h5py.Dataset) and not args and not kwargs:
+            offset = value.id.get_offset()
+            if offset is not None and value.chunks is None and value.dtype.isnative:
+                return np.memmap(
+                    value.file.filename, value.dtype, "r", offset, value.shape, order="C"
+                )
+        return self._numpy.asarray(value, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def _mapped_h5_arrays() -> Iterator[None]:
+    """transformers' TF loader, for the duration, reads tf_model.h5 arrays as file maps."""
+    from transformers import modeling_tf_utils
+
+    original = modeling_tf_utils.np
+    modeling_tf_utils.np = _MappedH5Arrays(original)
+    try:
+        yield
+    finally:
+        modeling_tf_utils.np = original
+
+
 def transformers_tf_class(plan: Plan, config_location: Path) -> tuple[Any, type, Any]:
     """TensorFlow (quiet, seeded), the plan's transformers `TF*` class, and its config read from
     `config_location` with `num_labels` as the weights hold it."""
@@ -154,8 +194,9 @@ class HfKerasTfRunner:
 
     def __init__(self, source: Source, plan: Plan):
         directory = source.weight_files[0].parent
-        tf, cls, config = transformers_tf_class(plan, directory)
-        with _zero_initializers(cls, tf):
+        # the config the conversion read: the one beside the weights, or the --config file
+        tf, cls, config = transformers_tf_class(plan, source.config_path or directory)
+        with _zero_initializers(cls, tf), _mapped_h5_arrays():
             self.model, info = cls.from_pretrained(
                 str(directory), config=config, output_loading_info=True
             )

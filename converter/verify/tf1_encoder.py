@@ -127,7 +127,13 @@ class Tf1EncoderRunner:
                 + f", which the reference declared in mappings/{table}.yaml reads",
                 source.path,
             )
-        return {name: self.tf.constant(tensors[name].read(None)) for name in sorted(needed)}
+        return {name: self._float32(tensors[name].read(None)) for name in sorted(needed)}
+
+    def _float32(self, value: np.ndarray):
+        """The reference computes in float32, whatever dtype the checkpoint stores (float16 and
+        bfloat16 widen exactly)."""
+        constant = self.tf.constant(value)
+        return self.tf.cast(constant, self.tf.float32) if constant.dtype.is_floating else constant
 
     def _dense(self, x, scope: str):
         kernel = self.v[f"{scope}/kernel"]

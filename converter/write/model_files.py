@@ -29,6 +29,7 @@ class TensorJob:
     shape: tuple[int, ...]
     dtype: np.dtype
     produce: Callable[[], Iterator[np.ndarray]]
+    header_dtype: str | None = None  # the safetensors dtype numpy cannot say (BF16 bits in <u2)
 
     @property
     def nbytes(self) -> int:
@@ -47,7 +48,7 @@ def _header(jobs: list[TensorJob], metadata: dict[str, str]) -> bytes:
     offset = 0
     for job in jobs:
         entries[job.name] = {
-            "dtype": safetensors_dtype(job.dtype),
+            "dtype": job.header_dtype or safetensors_dtype(job.dtype),
             "shape": list(job.shape),
             "data_offsets": [offset, offset + job.nbytes],
         }

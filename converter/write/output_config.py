@@ -7,6 +7,10 @@ from typing import Any
 from ..plan.accounting import Plan
 
 DROPPED_KEYS = ("transformers_version", "num_labels")
+# The weights' dtype, under the key transformers 4 reads (`torch_dtype`) and the one transformers 5
+# reads (`dtype`, which loads the model in it by default).
+DTYPE_KEYS = ("torch_dtype", "dtype")
+TIE_KEY = "tie_word_embeddings"
 
 
 def _labels(source_config: dict[str, Any], count: int) -> tuple[dict[str, str], list[str]]:
@@ -26,18 +30,31 @@ def _labels(source_config: dict[str, Any], count: int) -> tuple[dict[str, str], 
     return generic, note
 
 
-def output_config(source_config: dict[str, Any], plan: Plan) -> tuple[dict[str, Any], list[str]]:
+def output_config(
+    source_config: dict[str, Any], plan: Plan, dtype: str = "float32"
+) -> tuple[dict[str, Any], list[str]]:
     """Returns the config to write and notes on every change made to the source config."""
     table = plan.table
     config = {k: v for k, v in source_config.items() if k not in DROPPED_KEYS}
     notes = []
+    if plan.tied and config.get(TIE_KEY) is False:
+        # transformers ties the output embeddings to the input ones only when this is true; the
+        # source model computes with the tie (the table says so), so the PyTorch one must too.
+        config[TIE_KEY] = True
+        notes.append(
+            f"{TIE_KEY} was false, but the source model projects with its tied weights "
+            f"({plan.tied[0].dst} = {plan.tied[0].same_as}); written true"
+        )
+    stated = {source_config[k] for k in DTYPE_KEYS if source_config.get(k) is not None}
+    if stated - {dtype}:
+        notes.append(f"the source config said {' / '.join(sorted(stated))}; written as {dtype}")
+    config |= dict.fromkeys(DTYPE_KEYS, dtype)
     config["architectures"] = [plan.class_name]
     config["model_type"] = table.model_type
     # Write defaults explicitly: a later transformers with other defaults must build the same model.
+    # (Each is listed with its reason among the conversion's assumptions, source_config.py.)
     for key, value in table.config_defaults.items():
-        if key not in config:
-            config[key] = value
-            notes.append(f"{key} was not in the source config; wrote the default {value}")
+        config.setdefault(key, value)
     head = table.heads[plan.head]
     if head.labels_from:
         produced = {m.dst: m.shape for m in plan.mapped}

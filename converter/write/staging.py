@@ -3,8 +3,10 @@
 A run writes into the hidden sibling `.NAME.tf2pt-partial-PID/` while holding the lock file
 `.NAME.tf2pt-lock` (an exclusive `flock`, released by the kernel even on SIGKILL), then publishes
 with one rename: `renameat2(RENAME_NOREPLACE)` without `--force`, `RENAME_EXCHANGE` with it, so
-OUT is at every instant absent, the old output or the new one, never a mix. A run also sweeps
-what killed runs left beside its output (see `sweep_stale`).
+OUT is at every instant absent, the old output or the new one, never a mix; and durably: the
+staged files and directories are flushed to disk before the rename and the parent directory after
+it (write/durable.py), so a power cut cannot leave a published OUT empty or torn. A run also
+sweeps what killed runs left beside its output (see `sweep_stale`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import OutputError, UsageError
+from .durable import Flushed, fsync_path, fsync_tree
 
 Progress = Callable[[str], None]
 
@@ -87,7 +90,16 @@ def _rename_with_flags(src: Path, dst: Path, flags: int) -> bool:
     raise OSError(err, os.strerror(err), str(dst))
 
 
-def publish(staged: Path, dest: Path, replace: bool, aside: Path) -> None:
+def publish(staged: Path, dest: Path, replace: bool, aside: Path) -> Flushed:
+    """Flush `staged` to disk, rename it to `dest` (`_rename_into_place`), flush the parent."""
+    flushed = fsync_tree(staged)
+    pause_point("before-rename")
+    _rename_into_place(staged, dest, replace, aside)
+    fsync_path(dest.parent)
+    return flushed
+
+
+def _rename_into_place(staged: Path, dest: Path, replace: bool, aside: Path) -> None:
     """Rename the directory `staged` to `dest` in one step.
 
     Without `replace` an existing `dest` is never touched (FileExistsError). With it, `dest` is
@@ -95,7 +107,6 @@ def publish(staged: Path, dest: Path, replace: bool, aside: Path) -> None:
     a plain rename (or rename aside, rename in) does the same among tf2pt runs, which the lock
     serialises.
     """
-    pause_point("before-rename")
     try:
         if _rename_with_flags(staged, dest, RENAME_NOREPLACE):
             return
@@ -330,22 +341,28 @@ class StagedOutput:
     def commit(self) -> None:
         """Publish as OUT; without force, fail (UsageError) rather than replace anything."""
         try:
-            publish(self.path, self.final, self.force, self._aside)
+            flushed = publish(self.path, self.final, self.force, self._aside)
         except FileExistsError:
             raise UsageError(
                 "output appeared while converting; it was left untouched",
                 self.final,
                 "pass --force to replace it",
             ) from None
-        self._committed = True
+        self._published(flushed)
 
     def set_aside(self, suffix: str = ".parity-failed") -> Path:
         """Publish as the visible sibling OUT+suffix (a diagnostic tf2pt owns), replacing an
         earlier one whole; OUT itself is not touched."""
         dest = self.final.with_name(self.final.name + suffix)
-        publish(self.path, dest, True, self._aside)
-        self._committed = True
+        self._published(publish(self.path, dest, True, self._aside))
         return dest
+
+    def _published(self, flushed: Flushed) -> None:
+        """Directories this run created hold the new output too: their entries are flushed."""
+        for d in self._created:
+            fsync_path(d.parent)
+        self._committed = True
+        self.progress(f"published durably: {flushed.describe()}")
 
     def _cleanup(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

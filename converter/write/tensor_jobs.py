@@ -1,5 +1,6 @@
 """The plan's targets as writer jobs: each streams its source tensor through its ops, in row
-blocks when it is large, checking stored copies against the tensor they duplicate."""
+blocks when it is large, checking stored copies against the tensor they duplicate, and casts
+floating values to the output dtype (write/dtypes.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ..plan.accounting import Mapped, Plan
 from ..readers import Source, SourceTensor
 from ..readers.base import MALFORMED, Index
 from ..tables.ops import chain_apply, chain_source_rows
+from .dtypes import DEFAULT_DTYPE, OUTPUT_DTYPES, OutputDtype, is_floating, nonfinite
 from .model_files import TensorJob
 
 BLOCK_BYTES = 16 * 2**20  # larger tensors are read, checked and written in row blocks
@@ -43,7 +45,19 @@ def _source_blocks(m: Mapped) -> list[Index]:
     ]
 
 
-def mapped_jobs(source: Source, plan: Plan, warnings: list[str]) -> list[TensorJob]:
+def _job(name: str, shape, source_dtype: np.dtype, dtype: OutputDtype, produce) -> TensorJob:
+    """A floating tensor is written in the output dtype, anything else as it is stored."""
+    if not is_floating(source_dtype):
+        return TensorJob(name, shape, source_dtype, produce)
+    return TensorJob(name, shape, dtype.storage, produce, dtype.safetensors)
+
+
+def mapped_jobs(
+    source: Source,
+    plan: Plan,
+    warnings: list[str],
+    dtype: OutputDtype = OUTPUT_DTYPES[DEFAULT_DTYPE],
+) -> list[TensorJob]:
     """A job per mapped target; NaN/Inf counts are appended to `warnings` as they are read."""
     tensors = source.tensor_map()
     copies: dict[str, list[str]] = {}
@@ -51,7 +65,7 @@ def mapped_jobs(source: Source, plan: Plan, warnings: list[str]) -> list[TensorJ
         copies.setdefault(dup.same_as, []).append(dup.src)
 
     def produce(m: Mapped) -> Iterator[np.ndarray]:
-        bad = 0
+        bad = overflowed = 0
         for index in _source_blocks(m):
             array = _read(tensors[m.src], index)
             for copy in copies.get(m.src, []):
@@ -61,20 +75,38 @@ def mapped_jobs(source: Source, plan: Plan, warnings: list[str]) -> list[TensorJ
                         source.path,
                         "the checkpoint is inconsistent; re-save it",
                     )
-            bad += int(array.size - np.count_nonzero(np.isfinite(array)))
+            if is_floating(array.dtype):
+                stored_bad = nonfinite(array)
+                cast = dtype.cast(array)
+                if cast is not array:  # a rounding cast: count what went beyond its range
+                    overflowed += nonfinite(cast) - stored_bad
+                bad += stored_bad
+                array = cast
             yield chain_apply(m.ops, array)
         if bad:
             warnings.append(f"{m.src}: {bad} NaN/Inf value(s), converted as they are")
+        if overflowed:
+            warnings.append(
+                f"{m.src}: {overflowed} value(s) beyond {dtype.name}'s range, written as ±inf"
+            )
 
     return [
-        TensorJob(m.dst, m.shape, np.dtype(m.dtype), lambda m=m: produce(m)) for m in plan.mapped
+        _job(m.dst, m.shape, tensors[m.src].dtype, dtype, lambda m=m: produce(m))
+        for m in plan.mapped
     ]
 
 
-def synthesized_jobs(plan: Plan) -> list[TensorJob]:
-    """A job per synthesized target, in the dtype of the mapped ones."""
-    dtype = np.dtype(plan.mapped[0].dtype) if plan.mapped else np.dtype("<f4")
+def synthesized_jobs(
+    plan: Plan, dtype: OutputDtype = OUTPUT_DTYPES[DEFAULT_DTYPE]
+) -> list[TensorJob]:
+    """A job per synthesized target (a floating fill), in the output dtype."""
     return [
-        TensorJob(s.dst, s.shape, dtype, lambda s=s: iter([FILLS[s.fill](s.shape, dtype=dtype)]))
+        _job(
+            s.dst,
+            s.shape,
+            np.dtype("<f4"),
+            dtype,
+            lambda s=s: iter([dtype.cast(FILLS[s.fill](s.shape, dtype=np.float32))]),
+        )
         for s in plan.synthesized
     ]

@@ -17,6 +17,7 @@ LADDER = (
     ("converter.tables",),
     ("converter.capabilities", "converter.tf_import"),
     ("converter.readers",),
+    ("converter.provenance",),  # what the output assumes and the user declares: plan and up use it
     ("converter.plan",),
     ("converter.tokenizers",),
     ("converter.write",),

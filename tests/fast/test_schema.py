@@ -9,7 +9,17 @@ import yaml
 from converter.errors import MappingTableError
 from converter.tables import load_table, load_yaml, parse_table, raw_table, table_names, tables_dir
 from converter.tables.load import kinds_of
-from converter.tables.schemas import FAIRSEQ, KINDS, REPAIRS, VOCABULARY, names_schema
+from converter.tables.schemas import (
+    FAIRSEQ,
+    HYPOTHESES,
+    KINDS,
+    MODEL_CARD,
+    REPAIRS,
+    TOKENIZER_FAMILIES,
+    VOCABULARY,
+    names_schema,
+)
+from converter.tokenizers.families import FAMILIES_FILE, load_families
 
 DOCTOR = tables_dir() / "doctor"
 
@@ -19,6 +29,10 @@ def _shared_schema(path):
         return KINDS
     if path.stem.startswith("names-"):
         return names_schema(tuple(kinds_of().kinds))
+    if path.stem == "hypotheses":
+        return HYPOTHESES
+    if path.stem == "model-card":
+        return MODEL_CARD
     return VOCABULARY
 
 
@@ -29,6 +43,7 @@ def test_every_shipped_yaml_file_passes_the_validator():
         load_yaml(path, _shared_schema(path))
     load_yaml(DOCTOR / "repairs.yaml", REPAIRS)
     load_yaml(DOCTOR / "fairseq.yaml", FAIRSEQ)
+    load_yaml(tables_dir() / FAMILIES_FILE, TOKENIZER_FAMILIES)
     assert len(table_names()) >= 15
     for name in table_names():
         assert load_table(name).heads
@@ -116,3 +131,27 @@ def test_a_reference_block_is_validated_when_the_table_loads():
     data["reference"] = {**data["reference"], "runner": "tf1-encodr"}
     with pytest.raises(MappingTableError, match=r"bert-tf1\.yaml: reference: runner 'tf1-encodr'"):
         parse_table("bert-tf1", data)
+
+
+def test_tokenizer_families_are_data_and_a_misspelt_key_is_named(tmp_path):
+    families = load_families()
+    assert families.keras_hub["XLMRobertaTokenizer"].assets == {
+        "vocabulary.spm": "sentencepiece.bpe.model"
+    }
+    assert families.family("bert-wordpiece").tokenizer_class == "BertTokenizer"
+    assert families.parity_ids == (101, 102)
+    text = (tables_dir() / FAMILIES_FILE).read_text().replace("slow_files:", "slow_file:", 1)
+    path = _write(tmp_path, "families.yaml", text)
+    with pytest.raises(MappingTableError) as err:
+        load_families(path)
+    assert "unknown key 'slow_file' (did you mean 'slow_files'?)" in err.value.one_line()
+
+
+def test_a_keras_hub_tokenizer_of_an_unknown_family_is_an_error(tmp_path):
+    text = (
+        (tables_dir() / FAMILIES_FILE)
+        .read_text()
+        .replace("family: roberta-bpe", "family: roberta-bep", 1)
+    )
+    with pytest.raises(MappingTableError, match="unknown tokenizer families: roberta-bep"):
+        load_families(_write(tmp_path, "families.yaml", text))
