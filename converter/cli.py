@@ -84,7 +84,7 @@ def _tolerance_options(command):
         "--atol",
         type=float,
         help="Fixed parity tolerance: max abs diff allowed per output (default: 10 × the "
-        "float32 noise measured on the converted model; see README).",
+        "float32 noise measured on the converted model; see docs/parity-and-diagnosis.md).",
     )
     rtol = click.option(
         "--rtol",

@@ -71,9 +71,12 @@ class Guess:
         return None, CLASS_DEFAULT
 
 
+GUESS_KEYS = ("divide", "by")  # what a `config_guesses:` entry may say
+
+
 def _guess(where: str, key: str, entry: Any) -> Guess:
     entry = entry or {}
-    if not isinstance(entry, dict) or set(entry) - {"divide", "by"}:
+    if not isinstance(entry, dict) or set(entry) - set(GUESS_KEYS):
         raise MappingTableError(f"{where}: config_guesses.{key} takes only divide and by")
     if bool(entry.get("divide")) != bool(entry.get("by")):
         raise MappingTableError(f"{where}: config_guesses.{key} needs both divide and by")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -61,8 +62,11 @@ class Diagnosis:
     seconds: float = 0.0
 
     def command(self, base: str) -> str | None:
-        """The whole command that applies this fix, from `base` (`tf2pt convert SRC OUT …`)."""
-        return " ".join([base, *self.options]) if self.passes and self.options else None
+        """The whole command that applies this fix, from `base` (`tf2pt convert SRC OUT …`): a
+        `--set KEY=…` the fix sets again is dropped from `base` (the user's value it corrects)."""
+        if not (self.passes and self.options):
+            return None
+        return " ".join([_without_settings_of(base, self.options), *self.options])
 
     def to_dict(self, base: str | None = None) -> dict[str, Any]:
         out = {
@@ -78,6 +82,26 @@ class Diagnosis:
         if self.error:
             out["error"] = self.error
         return out | {"seconds": self.seconds}
+
+
+def _set_key(flag: str, value: str) -> str | None:
+    return value.partition("=")[0] if flag == "--set" else None
+
+
+def _without_settings_of(base: str, options: tuple[str, ...]) -> str:
+    """`base` less each `--set KEY=VALUE` whose KEY one of `options` sets."""
+    fixed = set()
+    for option in options:
+        words = shlex.split(option)
+        fixed |= {_set_key(f, v) for f, v in zip(words, words[1:], strict=False)} - {None}
+    words, kept = shlex.split(base), []
+    while words:
+        word = words.pop(0)
+        if words and _set_key(word, words[0]) in fixed:
+            words.pop(0)
+            continue
+        kept.append(word)
+    return base if len(kept) == len(shlex.split(base)) else shlex.join(kept)
 
 
 @dataclass

@@ -184,3 +184,18 @@ def test_without_hidden_states_compared_layer_changes_are_tried_in_every_layer()
     every = [c for c in candidates if "in every layer" in c.hypothesis]
     assert every and all(c.trial.same_until is None and c.trial.skip == 0 for c in every)
     assert not any("of layer" in c.hypothesis for c in candidates)
+
+
+def test_a_fix_command_replaces_the_users_setting_it_corrects():
+    """The user's wrong --set is dropped from the printed fix, not repeated before the right one."""
+    from converter.verify.diagnosis import Diagnosis
+
+    base = "tf2pt convert 'my src' out --set hidden_act=gelu_new --set layer_norm_eps=1e-05"
+    fix = Diagnosis("h", {}, passes=True, least_margin=3.0, options=("--set hidden_act=gelu",))
+    assert fix.command(base) == (
+        "tf2pt convert 'my src' out --set layer_norm_eps=1e-05 --set hidden_act=gelu"
+    )
+    patch = Diagnosis("h", {}, passes=True, least_margin=3.0, options=("--patch zero=a.bias",))
+    assert patch.command(base) == f"{base} --patch zero=a.bias"  # nothing it overrides
+    failed = Diagnosis("h", {}, passes=False, least_margin=0.5, options=("--set hidden_act=gelu",))
+    assert failed.command(base) is None
