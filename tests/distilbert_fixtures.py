@@ -89,6 +89,20 @@ def minilm_distilbert_h5(directory: Path, class_name: str, positions: int) -> Pa
     with MiniLM's vocabulary as a DistilBERT tokenizer beside it."""
     import transformers
 
+    pt_dir = directory.with_name(directory.name + "-pt")
+    minilm_distilbert_pt(pt_dir, class_name, positions)
+    real_models.save_tf_h5(pt_dir, class_name, directory)
+    # MiniLM's WordPiece vocabulary as DistilBERT ships it: a tokenizer without token types.
+    tokenizer = transformers.DistilBertTokenizerFast.from_pretrained(str(real_models.minilm_dir()))
+    tokenizer.save_pretrained(str(directory))
+    return directory
+
+
+def minilm_distilbert_pt(directory: Path, class_name: str, positions: int) -> Path:
+    """The trained encoder in transformers' PyTorch `class_name`, its first `positions`
+    positions kept; head weights the trained model lacks from transformers' seeded initialiser."""
+    import transformers
+
     config = transformers.DistilBertConfig(
         **real_models.trained_settings(
             "vocab_size",
@@ -103,13 +117,7 @@ def minilm_distilbert_h5(directory: Path, class_name: str, positions: int) -> Pa
     )
     trained = as_distilbert(real_models.minilm_tensors(), positions)
     prefix = "" if class_name == "DistilBertModel" else "distilbert."
-    pt_dir = directory.with_name(directory.name + "-pt")
-    real_models.save_shell(pt_dir, class_name, config, trained, prefix)
-    real_models.save_tf_h5(pt_dir, class_name, directory)
-    # MiniLM's WordPiece vocabulary as DistilBERT ships it: a tokenizer without token types.
-    tokenizer = transformers.DistilBertTokenizerFast.from_pretrained(str(real_models.minilm_dir()))
-    tokenizer.save_pretrained(str(directory))
-    return directory
+    return real_models.save_shell(directory, class_name, config, trained, prefix)
 
 
 def build_minilm_distilbert(root: Path, class_name: str, positions: int) -> None:
