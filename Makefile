@@ -35,7 +35,8 @@ $(HF5_VENV)/.installed:
 	touch $@
 
 # One pytest worker per core (pytest-xdist); a test file stays on one worker, so its module
-# fixtures are built once.
+# fixtures are built once. Sources several files read (the session fixtures, the real-scale corpus)
+# are built by the first worker to ask while the other waits (tests/fixture_cache.py).
 TEST_WORKERS ?= 2
 test: install
 	$(BIN)/ruff check converter tests scripts

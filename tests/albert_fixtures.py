@@ -17,45 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .conftest import randomize_tf_weights
+from .conftest import bert_config_json
+from .producers import ALBERT_TINY, build_tf_model, head_classes, settings_as  # noqa: F401
+from .real_models import bert_config, minilm_tensors, save_shell, tf_model, trained_settings
 
-ALBERT_TINY = dict(
-    vocab_size=99,
-    embedding_size=16,  # ≠ hidden_size: the factorised embeddings are projected
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_hidden_groups=1,
-    inner_group_num=1,
-    num_attention_heads=4,
-    intermediate_size=37,
-    max_position_embeddings=40,
-    type_vocab_size=2,
-    hidden_dropout_prob=0.0,
-    attention_probs_dropout_prob=0.0,
-    classifier_dropout_prob=0.0,
-)
-ALBERT_HEAD_CLASSES = {
-    "base-model": "AlbertModel",
-    "pretraining": "AlbertForPreTraining",
-    "masked-lm": "AlbertForMaskedLM",
-    "sequence-classification": "AlbertForSequenceClassification",
-    "token-classification": "AlbertForTokenClassification",
-    "question-answering": "AlbertForQuestionAnswering",
-    "multiple-choice": "AlbertForMultipleChoice",
-}
+ALBERT_HEAD_CLASSES = head_classes("albert")
 HEAD_LABELS = {"question-answering": 2}  # start and end logits; other heads get 3
+GROUPED = dict(num_hidden_layers=4, num_hidden_groups=2, inner_group_num=2)
 
 
 def build_tf_albert(directory: Path, class_name: str, seed: int = 0, **overrides):
     """A transformers TFAlbert* model with distinct random weights, saved with save_pretrained."""
-    import transformers
-
-    config = transformers.AlbertConfig(**{**ALBERT_TINY, **overrides})
-    model = getattr(transformers, "TF" + class_name)(config)
-    model(model.dummy_inputs)
-    randomize_tf_weights(model, seed)
-    model.save_pretrained(str(directory))
-    return model
+    return build_tf_model("albert", class_name, directory, seed, **overrides)
 
 
 # modeling.py attention_ffn_block: the scopes of one shared layer, by TFAlbertLayer's names.
@@ -111,24 +84,12 @@ def tf1_albert_name(keras_name: str) -> tuple[str, bool] | None:
 def albert_config_json(config) -> dict:
     """The keys google-research/albert's AlbertConfig writes (albert_config.json)."""
     return {
-        "attention_probs_dropout_prob": config.attention_probs_dropout_prob,
-        "hidden_act": "gelu",  # modeling.py's gelu: the tanh form (transformers' gelu_new)
-        "hidden_dropout_prob": config.hidden_dropout_prob,
-        "embedding_size": config.embedding_size,
-        "hidden_size": config.hidden_size,
-        "initializer_range": config.initializer_range,
-        "intermediate_size": config.intermediate_size,
-        "max_position_embeddings": config.max_position_embeddings,
-        "num_attention_heads": config.num_attention_heads,
-        "num_hidden_layers": config.num_hidden_layers,
-        "num_hidden_groups": config.num_hidden_groups,
+        **bert_config_json(config),  # its "gelu" too is modeling.py's tanh form
+        **settings_as(config.to_dict(), "embedding_size", "num_hidden_groups", "inner_group_num"),
         "net_structure_type": 0,
         "gap_size": 0,
         "num_memory_blocks": 0,
-        "inner_group_num": config.inner_group_num,
         "down_scale_factor": 1,
-        "type_vocab_size": config.type_vocab_size,
-        "vocab_size": config.vocab_size,
     }
 
 
@@ -176,8 +137,6 @@ def minilm_as_albert(positions: int) -> tuple[dict[str, np.ndarray], dict]:
     ALBERT compute what the trained BERT computes: one layer group per layer (nothing shared),
     embedding_size = hidden_size with an identity embedding_hidden_mapping_in, the first
     `positions` trained position rows."""
-    from .real_models import bert_config, minilm_tensors
-
     bert = bert_config()
     out = {}
     for name, value in minilm_tensors().items():
@@ -195,45 +154,32 @@ def minilm_as_albert(positions: int) -> tuple[dict[str, np.ndarray], dict]:
     width = bert.hidden_size
     out["encoder.embedding_hidden_mapping_in.weight"] = np.eye(width, dtype=np.float32)
     out["encoder.embedding_hidden_mapping_in.bias"] = np.zeros(width, dtype=np.float32)
-    settings = dict(
-        vocab_size=bert.vocab_size,
-        embedding_size=width,
-        hidden_size=width,
-        num_hidden_layers=bert.num_hidden_layers,
-        num_hidden_groups=bert.num_hidden_layers,
-        inner_group_num=1,
-        num_attention_heads=bert.num_attention_heads,
-        intermediate_size=bert.intermediate_size,
-        hidden_act=bert.hidden_act,
-        max_position_embeddings=positions,
-        type_vocab_size=bert.type_vocab_size,
-        layer_norm_eps=bert.layer_norm_eps,
-        pad_token_id=bert.pad_token_id,
+    settings = trained_settings(
+        "vocab_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "hidden_act",
+        "type_vocab_size",
+        "layer_norm_eps",
+        "pad_token_id",
+        embedding_size="hidden_size",
+        hidden_size="hidden_size",
+        num_hidden_groups="num_hidden_layers",  # a group per layer: nothing shared
     )
-    return out, settings
+    return out, {**settings, "inner_group_num": 1, "max_position_embeddings": positions}
 
 
 def save_minilm_albert_pt(directory: Path, class_name: str, positions: int = 128) -> Path:
     """A PyTorch `save_pretrained` dir of the trained encoder in an Albert* class; head weights
     the trained model lacks are transformers' own initialisation, seeded."""
-    import torch
     import transformers
 
     tensors, settings = minilm_as_albert(positions)
-    torch.manual_seed(0)
-    model = getattr(transformers, class_name)(transformers.AlbertConfig(**settings))
-    state = model.state_dict()
     prefix = "" if class_name == "AlbertModel" else "albert."
-    unknown = {prefix + k for k in tensors} - set(state)
-    assert not unknown, unknown
-    state.update(
-        {prefix + k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()}
-    )
-    if "predictions.decoder.weight" in state:  # tied: both keys load into one tensor
-        state["predictions.decoder.weight"] = state["albert.embeddings.word_embeddings.weight"]
-    model.load_state_dict(state, strict=True)
-    model.save_pretrained(str(directory))
-    return directory
+    tied = {"predictions.decoder.weight": "albert.embeddings.word_embeddings.weight"}
+    config = transformers.AlbertConfig(**settings)
+    return save_shell(directory, class_name, config, tensors, prefix, tied)
 
 
 TOKENIZER_TEXT = [
@@ -272,3 +218,42 @@ def save_albert_tokenizer(directory: Path) -> Path:
         transformers.AlbertTokenizer(str(Path(tmp) / "spiece.model")).save_pretrained(tmp)
         transformers.AlbertTokenizerFast.from_pretrained(tmp).save_pretrained(str(directory))
     return directory
+
+
+# --- the session's sources ---
+
+
+def build_albert_heads(root: Path, first_seed: int) -> None:
+    """One tf_model.h5 per head, `root/<head>`; multiple choice with two layer groups of two
+    inner layers; the pretraining one with its HF tokenizer beside it."""
+    for i, (head, cls) in enumerate(ALBERT_HEAD_CLASSES.items()):
+        extra = GROUPED if head == "multiple-choice" else {}
+        labels = HEAD_LABELS.get(head, 3)
+        build_tf_albert(root / head, cls, seed=first_seed + i, num_labels=labels, **extra)
+    save_albert_tokenizer(root / "pretraining")
+
+
+TF1_GROUPED = dict(num_hidden_layers=4, num_hidden_groups=2)  # layers 0, 1: group_0; 2, 3: 1
+TF1_KINDS = {  # kind → (the TFAlbert* class whose weights it holds, label count, more config)
+    "pretraining": (ALBERT_HEAD_CLASSES["pretraining"], 2, {}),  # sentence order: 2 classes
+    "classifier": (ALBERT_HEAD_CLASSES["sequence-classification"], 3, TF1_GROUPED),
+    "squad": (ALBERT_HEAD_CLASSES["question-answering"], 2, {}),  # squad_utils.py v1
+}
+
+
+def build_albert_tf1_checkpoints(root: Path, first_seed: int) -> None:
+    """Per kind, `root/<kind>-hf` (the TFAlbert* save) and `root/<kind>`, its TF1 checkpoint."""
+    for i, (kind, (cls, labels, extra)) in enumerate(TF1_KINDS.items()):
+        model = build_tf_albert(
+            root / f"{kind}-hf", cls, seed=first_seed + i, num_labels=labels, **extra
+        )
+        save_albert_tf1_checkpoint(model, root / kind)
+
+
+def build_minilm_albert(root: Path) -> None:
+    """The trained encoder in AlbertForPreTraining: `root/pt` (PyTorch), `root/h5` (the TF
+    class from it) and `root/tf1` (that model as a google-research/albert checkpoint)."""
+    pt_dir = save_minilm_albert_pt(root / "pt", "AlbertForPreTraining")
+    model = tf_model(pt_dir, "AlbertForPreTraining")
+    model.save_pretrained(str(root / "h5"))
+    save_albert_tf1_checkpoint(model, root / "tf1")

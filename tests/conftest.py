@@ -6,7 +6,14 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One core per xdist worker (`make test` runs one per core): thread pools that spread
+    # over both cores make the workers' threads wait on each other, costing more time, not
+    # less. Set before TensorFlow or torch is imported; their child processes inherit it.
+    for _threads in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ.setdefault(_threads, "1")
 
+import hashlib  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -16,76 +23,93 @@ import pytest  # noqa: E402
 
 from converter.cli import main  # noqa: E402
 
-HEAD_CLASSES = {
-    "base-model": "RobertaModel",
-    "masked-lm": "RobertaForMaskedLM",
-    "causal-lm": "RobertaForCausalLM",
-    "sequence-classification": "RobertaForSequenceClassification",
-    "token-classification": "RobertaForTokenClassification",
-    "question-answering": "RobertaForQuestionAnswering",
-    "multiple-choice": "RobertaForMultipleChoice",
-}
-
-TINY = dict(
-    vocab_size=99,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=37,
-    max_position_embeddings=40,
-    type_vocab_size=1,
-    pad_token_id=1,
-    bos_token_id=0,
-    eos_token_id=2,
-    layer_norm_eps=1e-5,
-    hidden_dropout_prob=0.0,
-    attention_probs_dropout_prob=0.0,
+from .fixture_cache import assert_untouched, cached, once_per_run, run_root  # noqa: E402
+from .hf5 import Hf5  # noqa: E402
+from .producers import (  # noqa: E402, F401 - TINY, BERT_TINY, … are imported from here too
+    BERT_TINY,
+    TINY,
+    build_every_head,
+    build_tf_model,
+    head_classes,
+    randomize_tf_weights,
+    settings_as,
+    source_classes,
 )
 
+HEAD_CLASSES = head_classes("roberta")
 
-def randomize_tf_weights(model, seed: int) -> None:
-    """Overwrite every weight with distinct random values, so a misplaced zero bias or unit
-    gamma cannot hide behind the initialiser's defaults."""
-    rng = np.random.default_rng(seed)
-    for w in model.weights:
-        shape = tuple(w.shape)
-        base = 1.0 if "gamma" in w.name else 0.0
-        w.assign(base + rng.normal(0.0, 0.1, size=shape).astype(np.float32))
+
+@pytest.fixture(autouse=True)
+def _shared_fixtures_stay_untouched():
+    """Fail the test that wrote into a fixture shared by the session, the run or the cache."""
+    yield
+    assert_untouched()
+
+
+@pytest.fixture(scope="session")
+def hf5(tmp_path_factory):
+    """transformers 5 (`.venv-hf5`), one process for the session's scripts (tests/hf5.py)."""
+    runner = Hf5(tmp_path_factory.mktemp("hf5") / "stderr.log")
+    yield runner
+    runner.close()
 
 
 def build_tf_roberta(
     directory: Path, class_name: str, seed: int = 0, save_kwargs=None, **overrides
 ) -> Path:
-    import transformers
-
-    config = transformers.RobertaConfig(**{**TINY, **overrides})
-    model = getattr(transformers, "TF" + class_name)(config)
-    model(model.dummy_inputs)
-    randomize_tf_weights(model, seed)
-    model.save_pretrained(str(directory), **(save_kwargs or {}))
+    build_tf_model("roberta", class_name, directory, seed, save_kwargs, **overrides)
     return directory
 
 
-@pytest.fixture(scope="session")
-def tf_checkpoints(tmp_path_factory) -> dict[str, Path]:
-    """One saved TF checkpoint per RoBERTa head, built once per session."""
-    root = tmp_path_factory.mktemp("tf_checkpoints")
-    return {
-        head: build_tf_roberta(root / head, cls, seed=i)
-        for i, (head, cls) in enumerate(HEAD_CLASSES.items())
-    }
+def _name(key) -> str:
+    return "-".join(key) if isinstance(key, tuple) else key
+
+
+def convert_once(tmp_path_factory, name: str, sources: dict, args: dict | None = None) -> dict:
+    """Each source converted (and verified) by the CLI once per run, for tests that only read
+    the outputs: key → output dir. `args` adds CLI options per key; the run's stderr is kept
+    beside each output (`cli_stderr`). Workers share the outputs of the same source paths
+    (cached sources); a worker's own sources get their own conversion."""
+
+    def convert_all(root: Path) -> None:
+        root.mkdir()
+        for key, src in sources.items():
+            out = root / _name(key)
+            code, _, err = run_cli(["convert", str(src), str(out), *(args or {}).get(key, [])])
+            assert code == 0, err
+            out.with_name(out.name + ".stderr").write_text(err)
+
+    asked = json.dumps([[_name(k), str(v), (args or {}).get(k, [])] for k, v in sources.items()])
+    digest = hashlib.sha256(asked.encode()).hexdigest()[:12]
+    root = once_per_run(tmp_path_factory, f"{name}-{digest}", convert_all)
+    return {key: root / _name(key) for key in sources}
+
+
+def conversions_of(sources: str):
+    """A session fixture: each source of the fixture named `sources` converted (and verified)
+    once per run by `convert_once`, for tests that only read the outputs: key → output dir."""
+
+    @pytest.fixture(scope="session")
+    def conversions(request, tmp_path_factory) -> dict:
+        found = request.getfixturevalue(sources)
+        return convert_once(tmp_path_factory, request.fixturename, found)
+
+    return conversions
+
+
+def cli_stderr(out: Path) -> str:
+    """What `tf2pt convert` said on stderr while writing `out` (a `convert_once` output)."""
+    return out.with_name(out.name + ".stderr").read_text()
 
 
 @pytest.fixture(scope="session")
-def converted(tf_checkpoints, tmp_path_factory) -> dict[str, Path]:
-    """Each head converted (and verified) once by the CLI, for tests that only read outputs."""
-    root = tmp_path_factory.mktemp("converted")
-    outs = {}
-    for head, src in tf_checkpoints.items():
-        code, _, err = run_cli(["convert", str(src), str(root / head)])
-        assert code == 0, err
-        outs[head] = root / head
-    return outs
+def tf_checkpoints() -> dict[str, Path]:
+    """One saved TF checkpoint per RoBERTa head (seeds 0, 1, …)."""
+    root = cached("tf-roberta-heads", build_every_head, arch="roberta", first_seed=0)
+    return {head: root / head for head in HEAD_CLASSES}
+
+
+converted = conversions_of("tf_checkpoints")  # each head converted (and verified) once
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
@@ -140,21 +164,21 @@ def mutated_copy(converted: Path, dst: Path, mutate_tensors=None, mutate_config=
 
 # --- keras-hub (Keras 3) sources ---
 
-KERAS_HUB_TINY = dict(
-    vocabulary_size=99,
-    num_layers=2,
-    num_heads=4,
-    hidden_dim=32,
-    intermediate_dim=37,
-    max_sequence_length=38,
-    dropout=0.0,
-)
-KERAS_HUB_CLASSES = {
-    "base-model": "RobertaBackbone",
-    "sequence-classification": "RobertaTextClassifier",
-    "masked-lm": "RobertaMaskedLM",
+KERAS_HUB_TINY = {  # TINY's dimensions under keras-hub's names; it drops RoBERTa's 2 pad rows
+    **settings_as(
+        TINY,
+        vocabulary_size="vocab_size",
+        num_layers="num_hidden_layers",
+        num_heads="num_attention_heads",
+        hidden_dim="hidden_size",
+        intermediate_dim="intermediate_size",
+    ),
+    "max_sequence_length": TINY["max_position_embeddings"] - 2,
+    "dropout": 0.0,
 }
+KERAS_HUB_CLASSES = source_classes("roberta", "keras-hub")  # head → keras-hub class
 KERAS_FORMS = ("model.keras", "model.weights.h5", "preset")
+KERAS_HUB_TASK_SETTINGS = {"sequence-classification": {"num_classes": 3, "activation": "softmax"}}
 
 
 def randomize_keras_weights(model, seed: int) -> None:
@@ -178,12 +202,9 @@ def build_keras_hub_roberta(directory: Path, head: str, seed: int = 0) -> dict[s
 
     backbone = keras_hub.models.RobertaBackbone(**KERAS_HUB_TINY)
     model = backbone
-    if head == "sequence-classification":
-        model = keras_hub.models.RobertaTextClassifier(
-            backbone=backbone, num_classes=3, preprocessor=None, activation="softmax"
-        )
-    elif head == "masked-lm":
-        model = keras_hub.models.RobertaMaskedLM(backbone=backbone, preprocessor=None)
+    if head != "base-model":
+        task = getattr(keras_hub.models, KERAS_HUB_CLASSES[head])
+        model = task(backbone=backbone, preprocessor=None, **KERAS_HUB_TASK_SETTINGS.get(head, {}))
     randomize_keras_weights(model, seed)
     if head == "sequence-classification":
         model.compile()
@@ -195,59 +216,34 @@ def build_keras_hub_roberta(directory: Path, head: str, seed: int = 0) -> dict[s
     return {form: directory / form for form in KERAS_FORMS}
 
 
+def build_keras_hub_heads(root: Path, first_seed: int) -> None:
+    """`build_keras_hub_roberta` for each keras-hub head, `root/<head>`."""
+    for i, head in enumerate(KERAS_HUB_CLASSES):
+        build_keras_hub_roberta(root / head, head, seed=first_seed + i)
+
+
 @pytest.fixture(scope="session")
-def keras_hub_sources(tmp_path_factory) -> dict[str, dict[str, Path]]:
-    """head → form → path, for the three keras-hub heads, built once per session."""
-    root = tmp_path_factory.mktemp("keras_hub")
-    return {
-        head: build_keras_hub_roberta(root / head, head, seed=10 + i)
-        for i, head in enumerate(KERAS_HUB_CLASSES)
-    }
+def keras_hub_sources() -> dict[str, dict[str, Path]]:
+    """head → form → path, for the three keras-hub heads."""
+    root = cached("keras-hub-heads", build_keras_hub_heads, first_seed=10)
+    return {head: {form: root / head / form for form in KERAS_FORMS} for head in KERAS_HUB_CLASSES}
 
 
 @pytest.fixture(scope="session")
 def keras_hub_converted(keras_hub_sources, tmp_path_factory) -> dict[tuple[str, str], Path]:
     """(head, form) → output of `tf2pt convert` (with parity verification)."""
-    root = tmp_path_factory.mktemp("keras_hub_converted")
-    outs = {}
-    for head, forms in keras_hub_sources.items():
-        for form, src in forms.items():
-            out = root / f"{head}-{form}"
-            code, _, err = run_cli(["convert", str(src), str(out)])
-            assert code == 0, err
-            outs[head, form] = out
-    return outs
+    sources = {(h, f): src for h, forms in keras_hub_sources.items() for f, src in forms.items()}
+    return convert_once(tmp_path_factory, "keras_hub_converted", sources)
 
 
 # --- BERT: transformers' TF classes and google-research/bert TF1 checkpoints ---
 
-BERT_TINY = {  # TINY's dimensions; BERT's own defaults for ids and eps, two token types
-    **{k: v for k, v in TINY.items() if not k.endswith("token_id") and k != "layer_norm_eps"},
-    "type_vocab_size": 2,
-}
-BERT_HEAD_CLASSES = {
-    "base-model": "BertModel",
-    "pretraining": "BertForPreTraining",
-    "masked-lm": "BertForMaskedLM",
-    "causal-lm": "BertLMHeadModel",
-    "next-sentence": "BertForNextSentencePrediction",
-    "sequence-classification": "BertForSequenceClassification",
-    "token-classification": "BertForTokenClassification",
-    "question-answering": "BertForQuestionAnswering",
-    "multiple-choice": "BertForMultipleChoice",
-}
+BERT_HEAD_CLASSES = head_classes("bert")
 
 
 def build_tf_bert(directory: Path, class_name: str, seed: int = 0, **overrides):
     """A transformers TFBert* model with random weights, saved with save_pretrained."""
-    import transformers
-
-    config = transformers.BertConfig(**{**BERT_TINY, **overrides})
-    model = getattr(transformers, "TF" + class_name)(config)
-    model(model.dummy_inputs)
-    randomize_tf_weights(model, seed)
-    model.save_pretrained(str(directory))
-    return model
+    return build_tf_model("bert", class_name, directory, seed, **overrides)
 
 
 def tf1_name(hf_keras_name: str) -> tuple[str, bool]:
@@ -268,6 +264,27 @@ def tf1_name(hf_keras_name: str) -> tuple[str, bool]:
     if name in head_names:
         return head_names[name]
     return name.replace("mlm___cls/", "cls/"), False
+
+
+def bert_config_json(config) -> dict:
+    """The keys google-research/bert's BertConfig writes (bert_config.json), from a
+    transformers config; its "gelu" is modeling.py's, the tanh form (transformers' gelu_new)."""
+    return {
+        "attention_probs_dropout_prob": config.attention_probs_dropout_prob,
+        "hidden_act": "gelu",
+        **settings_as(
+            config.to_dict(),
+            "hidden_dropout_prob",
+            "hidden_size",
+            "initializer_range",
+            "intermediate_size",
+            "max_position_embeddings",
+            "num_attention_heads",
+            "num_hidden_layers",
+            "type_vocab_size",
+            "vocab_size",
+        ),
+    }
 
 
 def save_tf1_checkpoint(
@@ -299,57 +316,40 @@ def save_tf1_checkpoint(
             session.run(tf.compat.v1.global_variables_initializer())
             saver.save(session, str(directory / "model.ckpt"), global_step=step)
     config = model.config
-    bert_config = {  # the keys google-research/bert's BertConfig writes
-        "attention_probs_dropout_prob": config.attention_probs_dropout_prob,
-        "hidden_act": "gelu",
-        "hidden_dropout_prob": config.hidden_dropout_prob,
-        "hidden_size": config.hidden_size,
-        "initializer_range": config.initializer_range,
-        "intermediate_size": config.intermediate_size,
-        "max_position_embeddings": config.max_position_embeddings,
-        "num_attention_heads": config.num_attention_heads,
-        "num_hidden_layers": config.num_hidden_layers,
-        "type_vocab_size": config.type_vocab_size,
-        "vocab_size": config.vocab_size,
-    }
-    (directory / "bert_config.json").write_text(json.dumps(bert_config, indent=2))
+    (directory / "bert_config.json").write_text(json.dumps(bert_config_json(config), indent=2))
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     vocab += [f"tok{i}" for i in range(config.vocab_size - len(vocab))]
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
     return directory
 
 
-TF1_KINDS = {  # kind → the TFBert* class whose weights it holds
-    "pretraining": "BertForPreTraining",
-    "classifier": "BertForSequenceClassification",
-    "encoder": "BertModel",
+TF1_HEADS = {  # kind of google-research/bert checkpoint → the head whose weights it holds
+    "pretraining": "pretraining",
+    "classifier": "sequence-classification",
+    "encoder": "base-model",
 }
+TF1_KINDS = {kind: BERT_HEAD_CLASSES[head] for kind, head in TF1_HEADS.items()}  # → TFBert* class
+
+
+def build_tf1_checkpoints(root: Path, first_seed: int) -> None:
+    """Per kind, `root/<kind>-hf` (the TFBert* save) and `root/<kind>`, its TF1 checkpoint."""
+    for i, (kind, cls) in enumerate(TF1_KINDS.items()):
+        model = build_tf_bert(
+            root / f"{kind}-hf", cls, seed=first_seed + i, hidden_act="gelu_new", num_labels=3
+        )
+        save_tf1_checkpoint(model, root / kind)
 
 
 @pytest.fixture(scope="session")
-def tf1_checkpoints(tmp_path_factory) -> dict[str, Path]:
+def tf1_checkpoints() -> dict[str, Path]:
     """google-research/bert TF1 checkpoints: pretraining (MLM + NSP), a 3-label run_classifier
     fine-tune, and an encoder alone. Built from TFBert* weights with gelu_new, which is what
     modeling.py's "gelu" computes."""
-    root = tmp_path_factory.mktemp("tf1")
-    out = {}
-    for i, (kind, cls) in enumerate(TF1_KINDS.items()):
-        model = build_tf_bert(
-            root / f"{kind}-hf", cls, seed=30 + i, hidden_act="gelu_new", num_labels=3
-        )
-        out[kind] = save_tf1_checkpoint(model, root / kind)
-    return out
+    root = cached("tf1-bert", build_tf1_checkpoints, first_seed=30)
+    return {kind: root / kind for kind in TF1_KINDS}
 
 
-@pytest.fixture(scope="session")
-def tf1_converted(tf1_checkpoints, tmp_path_factory):
-    root = tmp_path_factory.mktemp("tf1_converted")
-    outs = {}
-    for kind, src in tf1_checkpoints.items():
-        code, _, err = run_cli(["convert", str(src), str(root / kind)])
-        assert code == 0, err
-        outs[kind] = root / kind
-    return outs
+tf1_converted = conversions_of("tf1_checkpoints")
 
 
 # --- real trained weights (tests/real_corpus.py) ---
@@ -357,7 +357,8 @@ def tf1_converted(tf1_checkpoints, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory):
-    """Real-scale sources and their conversions, built on first use, shared by every test."""
+    """Real-scale sources and their conversions, built on first use, shared by every test and
+    by the run's workers."""
     from .real_corpus import RealCorpus
 
-    return RealCorpus(tmp_path_factory.mktemp("real"))
+    return RealCorpus(run_root(tmp_path_factory) / "real")

@@ -11,26 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from . import real_models
-from .conftest import randomize_tf_weights
+from .producers import DISTILBERT_TINY, build_tf_model, head_classes  # noqa: F401 - re-exported
 
-DISTILBERT_HEAD_CLASSES = {
-    "base-model": "DistilBertModel",
-    "masked-lm": "DistilBertForMaskedLM",
-    "sequence-classification": "DistilBertForSequenceClassification",
-    "token-classification": "DistilBertForTokenClassification",
-    "question-answering": "DistilBertForQuestionAnswering",
-    "multiple-choice": "DistilBertForMultipleChoice",
-}
-DISTILBERT_TINY = dict(
-    vocab_size=99,
-    dim=32,
-    n_layers=2,
-    n_heads=4,
-    hidden_dim=37,
-    max_position_embeddings=40,
-    dropout=0.0,
-    attention_dropout=0.0,
-)
+DISTILBERT_HEAD_CLASSES = head_classes("distilbert")
 # Per head: what a user of it sets (TFDistilBertForQuestionAnswering insists on 2 labels).
 HEAD_SETTINGS = {
     "sequence-classification": {"num_labels": 3},
@@ -53,16 +36,18 @@ def save_wordpiece_tokenizer(directory: Path, vocab_size: int) -> None:
 
 
 def build_tf_distilbert(directory: Path, head: str, seed: int) -> Path:
-    """A TFDistilBert* model for `head`, every weight random, saved with save_pretrained."""
-    import transformers
-
-    config = transformers.DistilBertConfig(**DISTILBERT_TINY, **HEAD_SETTINGS.get(head, {}))
-    model = getattr(transformers, "TF" + DISTILBERT_HEAD_CLASSES[head])(config)
-    model(model.dummy_inputs)
-    randomize_tf_weights(model, seed)
-    model.save_pretrained(str(directory))
-    save_wordpiece_tokenizer(directory, config.vocab_size)
+    """A TFDistilBert* model for `head`, every weight random, saved with save_pretrained, with a
+    WordPiece tokenizer beside it."""
+    settings = HEAD_SETTINGS.get(head, {})
+    build_tf_model("distilbert", DISTILBERT_HEAD_CLASSES[head], directory, seed, **settings)
+    save_wordpiece_tokenizer(directory, DISTILBERT_TINY["vocab_size"])
     return directory
+
+
+def build_distilbert_heads(root: Path, first_seed: int) -> None:
+    """`build_tf_distilbert` for every head, `root/<head>`."""
+    for i, head in enumerate(DISTILBERT_HEAD_CLASSES):
+        build_tf_distilbert(root / head, head, seed=first_seed + i)
 
 
 # --- the trained MiniLM encoder in a DistilBERT shell ---
@@ -102,32 +87,39 @@ def minilm_distilbert_h5(directory: Path, class_name: str, positions: int) -> Pa
     """The trained encoder in a PyTorch DistilBert* shell (head weights the trained model lacks
     from transformers' seeded initialiser), then the TF class `from_pt` saved as tf_model.h5,
     with MiniLM's vocabulary as a DistilBERT tokenizer beside it."""
-    import torch
     import transformers
 
-    bert = real_models.bert_config()
-    config = transformers.DistilBertConfig(
-        vocab_size=bert.vocab_size,
-        dim=bert.hidden_size,
-        n_layers=bert.num_hidden_layers,
-        n_heads=bert.num_attention_heads,
-        hidden_dim=bert.intermediate_size,
-        max_position_embeddings=positions,
-        activation=bert.hidden_act,
-        pad_token_id=bert.pad_token_id,
-    )
-    torch.manual_seed(0)
-    model = getattr(transformers, class_name)(config)
-    trained = as_distilbert(real_models.minilm_tensors(), positions)
-    state = model.state_dict()
-    prefix = "" if class_name == "DistilBertModel" else "distilbert."
-    assert {prefix + k for k in trained} <= set(state)
-    state.update({prefix + k: torch.from_numpy(v) for k, v in trained.items()})
-    model.load_state_dict(state, strict=True)
     pt_dir = directory.with_name(directory.name + "-pt")
-    model.save_pretrained(str(pt_dir))
+    minilm_distilbert_pt(pt_dir, class_name, positions)
     real_models.save_tf_h5(pt_dir, class_name, directory)
     # MiniLM's WordPiece vocabulary as DistilBERT ships it: a tokenizer without token types.
     tokenizer = transformers.DistilBertTokenizerFast.from_pretrained(str(real_models.minilm_dir()))
     tokenizer.save_pretrained(str(directory))
     return directory
+
+
+def minilm_distilbert_pt(directory: Path, class_name: str, positions: int) -> Path:
+    """The trained encoder in transformers' PyTorch `class_name`, its first `positions`
+    positions kept; head weights the trained model lacks from transformers' seeded initialiser."""
+    import transformers
+
+    config = transformers.DistilBertConfig(
+        **real_models.trained_settings(
+            "vocab_size",
+            "pad_token_id",
+            dim="hidden_size",
+            n_layers="num_hidden_layers",
+            n_heads="num_attention_heads",
+            hidden_dim="intermediate_size",
+            activation="hidden_act",
+        ),
+        max_position_embeddings=positions,
+    )
+    trained = as_distilbert(real_models.minilm_tensors(), positions)
+    prefix = "" if class_name == "DistilBertModel" else "distilbert."
+    return real_models.save_shell(directory, class_name, config, trained, prefix)
+
+
+def build_minilm_distilbert(root: Path, class_name: str, positions: int) -> None:
+    """`minilm_distilbert_h5` into `root/h5` (its PyTorch shell beside, `root/h5-pt`)."""
+    minilm_distilbert_h5(root / "h5", class_name, positions)

@@ -15,43 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .conftest import randomize_tf_weights
+from . import real_models
+from .producers import ELECTRA_TINY, build_tf_model, head_classes  # noqa: F401 - re-exported
 
-ELECTRA_TINY = dict(
-    vocab_size=99,
-    embedding_size=16,  # ≠ hidden_size: the embeddings are projected, as in ELECTRA-small
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=37,
-    max_position_embeddings=40,
-    type_vocab_size=2,
-    hidden_dropout_prob=0.0,
-    attention_probs_dropout_prob=0.0,
-)
-ELECTRA_HEAD_CLASSES = {
-    "base-model": "ElectraModel",
-    "pretraining": "ElectraForPreTraining",
-    "masked-lm": "ElectraForMaskedLM",
-    "sequence-classification": "ElectraForSequenceClassification",
-    "token-classification": "ElectraForTokenClassification",
-    "question-answering": "ElectraForQuestionAnswering",
-    "multiple-choice": "ElectraForMultipleChoice",
-}
+ELECTRA_HEAD_CLASSES = head_classes("electra")
+HEAD_LABELS = {"question-answering": 2, "token-classification": 5}  # start/end; any count
 
 
 def build_tf_electra(directory: Path | None, class_name: str, seed: int = 0, **overrides):
     """A transformers TFElectra* model with random weights, saved with save_pretrained when a
     directory is given."""
-    import transformers
-
-    config = transformers.ElectraConfig(**{**ELECTRA_TINY, **overrides})
-    model = getattr(transformers, "TF" + class_name)(config)
-    model(model.dummy_inputs)
-    randomize_tf_weights(model, seed)
-    if directory is not None:
-        model.save_pretrained(str(directory))
-    return model
+    return build_tf_model("electra", class_name, directory, seed, **overrides)
 
 
 # --- google-research/electra TF1 checkpoints ---
@@ -152,3 +126,84 @@ def build_release_pair(root: Path, seed: int, gen_hidden: int, **overrides):
     disc.save_pretrained(str(root / "discriminator-hf"))
     gen.save_pretrained(str(root / "generator-hf"))
     return disc, gen
+
+
+# --- the session's sources ---
+
+
+def build_electra_heads(root: Path, first_seed: int) -> None:
+    """One tf_model.h5 per head, `root/<head>`, and `root/same-width`: a discriminator whose
+    embeddings are as wide as its encoder (no projection, as ELECTRA-base/large)."""
+    for i, (head, cls) in enumerate(ELECTRA_HEAD_CLASSES.items()):
+        labels = HEAD_LABELS.get(head, 3)
+        build_tf_electra(root / head, cls, seed=first_seed + i, num_labels=labels)
+    build_tf_electra(root / "same-width", "ElectraForPreTraining", seed=79, embedding_size=32)
+
+
+RELEASES = {  # name → (embedding_size, discriminator width); the generator is 64 wide, 1 head
+    "small": (32, 128),  # both models project their embeddings, as ELECTRA-small
+    "base": (128, 128),  # only the generator projects, as ELECTRA-base/large
+}
+
+
+def build_electra_releases(root: Path, first_seed: int) -> None:
+    """Per release shape, `root/<name>/release`: its run_pretraining.py checkpoint, next to the
+    TFElectra* models it came from (`discriminator-hf`, `generator-hf`)."""
+    for i, (name, (embedding, width)) in enumerate(RELEASES.items()):
+        dims = dict(embedding_size=embedding, hidden_size=width, intermediate_size=4 * width)
+        disc, gen = build_release_pair(
+            root / name, first_seed + 2 * i, 64, num_attention_heads=width // 64, **dims
+        )
+        write_tf1_checkpoint(release_variables(disc, gen), root / name / "release")
+
+
+# --- real trained weights ---
+
+
+def minilm_electra_pt(directory, positions: int = 32):
+    """all-MiniLM-L6-v2's trained encoder in an ElectraForPreTraining shell (embedding_size =
+    hidden_size = 384: no projection, as ELECTRA-base), positions cut to `positions`; the
+    discriminator head, which MiniLM lacks, comes from transformers' initialiser, seeded."""
+    import transformers
+
+    config = transformers.ElectraConfig(
+        **real_models.trained_settings(
+            "vocab_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "type_vocab_size",
+            "hidden_act",
+            "layer_norm_eps",
+            embedding_size="hidden_size",
+            hidden_size="hidden_size",
+        ),
+        max_position_embeddings=positions,
+    )
+    trained = {
+        name: value[:positions] if name == "embeddings.position_embeddings.weight" else value
+        for name, value in real_models.minilm_tensors().items()
+        if name.startswith(("embeddings.", "encoder.")) and "position_ids" not in name
+    }
+    return real_models.save_shell(directory, "ElectraForPreTraining", config, trained, "electra.")
+
+
+def build_minilm_electra(root: Path) -> None:
+    """The trained encoder as ElectraForPreTraining in `root/pt`, its TF class's h5 in
+    `root/h5`, and in `root/tf1` a run_pretraining.py checkpoint of it with a generator (128
+    wide over the same embeddings, from TFElectraForMaskedLM's initialiser), no slots."""
+    pt_dir = minilm_electra_pt(root / "pt")
+    disc = real_models.tf_model(pt_dir, "ElectraForPreTraining")
+    disc.save_pretrained(str(root / "h5"))
+    gen = build_tf_electra(
+        None,
+        "ElectraForMaskedLM",
+        seed=7,
+        vocab_size=disc.config.vocab_size,
+        embedding_size=disc.config.embedding_size,
+        max_position_embeddings=disc.config.max_position_embeddings,
+        hidden_size=128,
+        intermediate_size=512,
+    )
+    share_embeddings(gen, disc)
+    write_tf1_checkpoint(release_variables(disc, gen), root / "tf1", slots=False)

@@ -59,19 +59,6 @@ FAMILIES = {
 CASES = [(arch, head) for arch, family in FAMILIES.items() for head in family.keras]
 
 
-def _load_into(model, tensors: dict[str, np.ndarray], prefix: str) -> None:
-    """Trained tensors into a transformers model, strictly; the rest stays as initialised."""
-    import torch
-
-    state = model.state_dict()
-    unknown = {prefix + k for k in tensors} - set(state)
-    assert not unknown, unknown
-    state.update(
-        {prefix + k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()}
-    )
-    model.load_state_dict(state, strict=True)
-
-
 def _minilm(positions: int) -> dict[str, np.ndarray]:
     tensors = real_models.minilm_tensors()
     tensors.pop("embeddings.position_ids", None)
@@ -83,16 +70,16 @@ def _minilm(positions: int) -> dict[str, np.ndarray]:
 def _xlm_roberta_shell(directory: Path) -> Path:
     """XLMRobertaForMaskedLM (the class keras-hub's importer reads) around the trained encoder
     in RoBERTa's conventions; its LM head, which the trained model lacks, is transformers'."""
-    import torch
     import transformers
 
-    bert = real_models.bert_config()
     config = transformers.XLMRobertaConfig(
-        vocab_size=bert.vocab_size,
-        hidden_size=bert.hidden_size,
-        num_hidden_layers=bert.num_hidden_layers,
-        num_attention_heads=bert.num_attention_heads,
-        intermediate_size=bert.intermediate_size,
+        **real_models.trained_settings(
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+        ),
         max_position_embeddings=POSITIONS + 2,
         type_vocab_size=1,
         layer_norm_eps=1e-5,
@@ -100,35 +87,15 @@ def _xlm_roberta_shell(directory: Path) -> Path:
     )
     tensors = real_models.as_roberta(_minilm(POSITIONS))
     tensors = {k: v for k, v in tensors.items() if not k.startswith("pooler.")}
-    torch.manual_seed(0)
-    model = transformers.XLMRobertaForMaskedLM(config)
-    _load_into(model, tensors, "roberta.")
-    model.save_pretrained(str(directory))
-    return directory
+    return real_models.save_shell(directory, "XLMRobertaForMaskedLM", config, tensors, "roberta.")
 
 
 def _distilbert_shell(directory: Path) -> Path:
-    import torch
-    import transformers
+    """DistilBertForMaskedLM around the trained encoder (keras-hub's importer reads
+    `distilbert.`-prefixed names)."""
+    from .distilbert_fixtures import minilm_distilbert_pt
 
-    from .distilbert_fixtures import as_distilbert
-
-    bert = real_models.bert_config()
-    config = transformers.DistilBertConfig(
-        vocab_size=bert.vocab_size,
-        dim=bert.hidden_size,
-        n_layers=bert.num_hidden_layers,
-        n_heads=bert.num_attention_heads,
-        hidden_dim=bert.intermediate_size,
-        max_position_embeddings=POSITIONS,
-        activation=bert.hidden_act,
-        pad_token_id=bert.pad_token_id,
-    )
-    torch.manual_seed(0)  # keras-hub's importer reads `distilbert.`-prefixed names
-    model = transformers.DistilBertForMaskedLM(config)
-    _load_into(model, as_distilbert(real_models.minilm_tensors(), POSITIONS), "distilbert.")
-    model.save_pretrained(str(directory))
-    return directory
+    return minilm_distilbert_pt(directory, "DistilBertForMaskedLM", POSITIONS)
 
 
 # Architectures whose keras-hub tokenizer the trained model's own vocabulary (MiniLM's WordPiece

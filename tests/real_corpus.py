@@ -10,7 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from . import real_models
-from .conftest import BERT_HEAD_CLASSES, HEAD_CLASSES, run_cli, save_tf1_checkpoint
+from .conftest import (
+    BERT_HEAD_CLASSES,
+    HEAD_CLASSES,
+    KERAS_HUB_CLASSES,
+    TF1_KINDS,
+    run_cli,
+    save_tf1_checkpoint,
+)
+from .fixture_cache import build_once
 from .real_weights import minilm_dir
 
 CLASSES = {"bert": BERT_HEAD_CLASSES, "roberta": HEAD_CLASSES}
@@ -36,13 +44,15 @@ def model_garden_encoder(directory: Path) -> Path:
     heads = config.num_attention_heads
     head_dim = config.hidden_size // heads
     encoder = networks.BertEncoderV2(
-        vocab_size=config.vocab_size,
-        hidden_size=config.hidden_size,
-        num_layers=config.num_hidden_layers,
-        num_attention_heads=heads,
-        max_sequence_length=config.max_position_embeddings,
-        type_vocab_size=config.type_vocab_size,
-        inner_dim=config.intermediate_size,
+        **real_models.trained_settings(
+            "vocab_size",
+            "hidden_size",
+            "num_attention_heads",
+            "type_vocab_size",
+            num_layers="num_hidden_layers",
+            max_sequence_length="max_position_embeddings",
+            inner_dim="intermediate_size",
+        )
     )
     ids = tf.ones((1, 4), tf.int32)
     encoder(dict(input_word_ids=ids, input_mask=ids, input_type_ids=ids * 0))
@@ -90,7 +100,9 @@ def model_garden_encoder(directory: Path) -> Path:
 
 
 class RealCorpus:
-    """Sources built on first use and kept for the session, each converted once."""
+    """Sources built on first use, each converted once, in `root`: a directory the run's xdist
+    workers share (tests/fixture_cache.py), so the worker that asks first builds and the other
+    waits and reuses. Not kept across runs: the roberta-base-sized entries are ~0.5 GB each."""
 
     def __init__(self, root: Path):
         self.root = root
@@ -98,7 +110,7 @@ class RealCorpus:
 
     def _once(self, key: tuple, build) -> Path:
         if key not in self.cache:
-            self.cache[key] = build(self.root / "-".join(map(str, key)))
+            self.cache[key] = build_once(self.root, "-".join(map(str, key)), build)
         return self.cache[key]
 
     def pytorch(self, family: str, width: int = 1, positions: int | None = None) -> Path:
@@ -128,11 +140,7 @@ class RealCorpus:
         def build(directory: Path) -> Path:
             import keras_hub
 
-            cls = {
-                "base-model": keras_hub.models.RobertaBackbone,
-                "sequence-classification": keras_hub.models.RobertaTextClassifier,
-                "masked-lm": keras_hub.models.RobertaMaskedLM,
-            }[head]
+            cls = getattr(keras_hub.models, KERAS_HUB_CLASSES[head])
             kwargs = {} if head == "base-model" else {"preprocessor": None}
             if head == "sequence-classification":
                 kwargs["num_classes"] = 3
@@ -144,10 +152,9 @@ class RealCorpus:
 
     def tf1(self, kind: str, width: int = 1) -> Path:
         """google-research/bert checkpoints written by TF's Saver from TFBert* weights."""
-        cls = {"pretraining": "BertForPreTraining", "classifier": "BertForSequenceClassification"}
 
         def build(directory: Path) -> Path:
-            model = real_models.tf_model(self.pytorch("bert", width), cls[kind], num_labels=3)
+            model = real_models.tf_model(self.pytorch("bert", width), TF1_KINDS[kind], num_labels=3)
             return save_tf1_checkpoint(model, directory, with_optimizer=False)
 
         return self._once(("tf1", kind, width), build)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .producers import settings_as
 from .real_weights import minilm_dir
 
 ROBERTA_IDS = dict(pad_token_id=1, bos_token_id=0, eos_token_id=2)
@@ -149,9 +150,6 @@ def save_pretrained_pt(
     layout keras-hub's importer reads; its LM head, which the trained model lacks, is
     initialised by transformers with seed 0, and its pooler is dropped). `positions` keeps only
     the first trained position rows, as a model fine-tuned for shorter inputs would."""
-    import torch
-    import transformers
-
     _quiet()
     tensors = minilm_tensors()
     tensors.pop("embeddings.position_ids", None)
@@ -166,21 +164,46 @@ def save_pretrained_pt(
         layers = BASE_SIZE["num_hidden_layers"] if width == 2 else bert_config().num_hidden_layers
         tensors = as_roberta(widen(tensors, heads, vocab, layers) if width == 2 else tensors)
         config = roberta_config(width, vocab_size=vocab, num_hidden_layers=layers, **overrides)
-        torch.manual_seed(0)
-        model = transformers.RobertaForMaskedLM(config)
-        prefix = "roberta."
         tensors = {k: v for k, v in tensors.items() if not k.startswith("pooler.")}
-    else:
-        grown = {}
-        if width == 2:
-            tensors = widen(tensors, heads, bert_config().vocab_size, 12)
-            grown = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12)
-        model = transformers.BertModel(bert_config(**{**overrides, **grown}))
-        prefix = ""
+        return save_shell(directory, "RobertaForMaskedLM", config, tensors, "roberta.")
+    grown = {}
+    if width == 2:
+        tensors = widen(tensors, heads, bert_config().vocab_size, 12)
+        grown = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12)
+    return save_shell(directory, "BertModel", bert_config(**{**overrides, **grown}), tensors)
+
+
+def trained_settings(*same: str, **renamed: str) -> dict:
+    """The trained model's settings for another config class (`settings_as` its BertConfig)."""
+    return settings_as(bert_config().to_dict(), *same, **renamed)
+
+
+def save_shell(
+    directory: Path,
+    class_name: str,
+    config,
+    tensors: dict[str, np.ndarray],
+    prefix: str = "",
+    tied: dict[str, str] | None = None,
+) -> Path:
+    """A PyTorch `save_pretrained` dir of transformers' `class_name` holding the trained
+    `tensors` (renamed to that class, under `prefix`), loaded strictly; what the trained model
+    lacks (a head) is transformers' own initialisation, seeded. `tied`: a tied parameter's
+    name → the name of the tensor it shares."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    model = getattr(transformers, class_name)(config)
     state = model.state_dict()
     unknown = {prefix + k for k in tensors} - set(state)
     assert not unknown, unknown
-    state.update({prefix + k: torch.from_numpy(v) for k, v in tensors.items()})
+    state.update(
+        {prefix + k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()}
+    )
+    for name, shared in (tied or {}).items():
+        if name in state:  # both keys load into one tensor
+            state[name] = state[shared]
     model.load_state_dict(state, strict=True)
     model.save_pretrained(str(directory))
     return directory

@@ -13,41 +13,30 @@ from safetensors.numpy import load_file
 
 from .albert_fixtures import (
     ALBERT_HEAD_CLASSES,
-    HEAD_LABELS,
+    TF1_KINDS,
+    build_albert_heads,
+    build_albert_tf1_checkpoints,
+    build_minilm_albert,
     build_tf_albert,
     save_albert_tf1_checkpoint,
-    save_albert_tokenizer,
 )
-from .conftest import copy_tree, mutated_copy, read_json, run_cli
+from .conftest import conversions_of, convert_once, copy_tree, mutated_copy, read_json, run_cli
+from .fixture_cache import cached
+from .mutations import swapped, verify_fails_at
 from .test_bert import _transformers_own_conversion
 
 TIED = {"predictions.decoder.weight", "predictions.decoder.bias"}
 
 
 @pytest.fixture(scope="session")
-def albert_h5(tmp_path_factory):
+def albert_h5():
     """One tf_model.h5 per head; multiple choice with two layer groups of two inner layers; the
     pretraining one with its HF tokenizer beside it."""
-    root = tmp_path_factory.mktemp("albert_h5")
-    for i, (head, cls) in enumerate(ALBERT_HEAD_CLASSES.items()):
-        extra = GROUPED if head == "multiple-choice" else {}
-        build_tf_albert(root / head, cls, seed=70 + i, num_labels=HEAD_LABELS.get(head, 3), **extra)
-    save_albert_tokenizer(root / "pretraining")
+    root = cached("tf-albert-heads", build_albert_heads, first_seed=70)
     return {head: root / head for head in ALBERT_HEAD_CLASSES}
 
 
-GROUPED = dict(num_hidden_layers=4, num_hidden_groups=2, inner_group_num=2)
-
-
-@pytest.fixture(scope="session")
-def albert_h5_converted(albert_h5, tmp_path_factory):
-    root = tmp_path_factory.mktemp("albert_h5_converted")
-    outs = {}
-    for head, src in albert_h5.items():
-        code, _, err = run_cli(["convert", str(src), str(root / head)])
-        assert code == 0, err
-        outs[head] = root / head
-    return outs
+albert_h5_converted = conversions_of("albert_h5")
 
 
 def _tf_weights(tf_dir, class_name):
@@ -150,12 +139,6 @@ def test_sentencepiece_tokenizer_is_copied_whole_and_proven(albert_h5, albert_h5
 # below proves the gate does not cry wolf) ---
 
 
-def _verify_fails_at(src, out, first):
-    code, _, err = run_cli(["verify", str(src), str(out)])
-    assert code == 1 and "parity failed" in err and "Traceback" not in err, err
-    assert read_json(out / "parity_report.json")["first_divergence"]["name"] == first
-
-
 def _shared(role: str, group: int = 0, inner: int = 0, prefix: str = "albert.") -> str:
     return f"{prefix}encoder.albert_layer_groups.{group}.albert_layers.{inner}.{role}"
 
@@ -163,13 +146,9 @@ def _shared(role: str, group: int = 0, inner: int = 0, prefix: str = "albert.") 
 def test_swapped_query_and_key_of_a_shared_layer_are_caught(
     albert_h5, albert_h5_converted, tmp_path
 ):
-    def swap(t):
-        for kind in ("weight", "bias"):
-            q, k = _shared(f"attention.query.{kind}"), _shared(f"attention.key.{kind}")
-            t[q], t[k] = t[k], t[q]
-
+    swap = swapped(_shared("attention.query"), _shared("attention.key"))
     out = mutated_copy(albert_h5_converted["sequence-classification"], tmp_path / "m", swap)
-    _verify_fails_at(albert_h5["sequence-classification"], out, "hidden_states[1]")
+    verify_fails_at(albert_h5["sequence-classification"], out, "hidden_states[1]")
 
 
 def test_dropped_transpose_of_the_square_attention_output_is_caught(
@@ -184,7 +163,7 @@ def test_dropped_transpose_of_the_square_attention_output_is_caught(
         t[name] = np.ascontiguousarray(t[name].T)
 
     out = mutated_copy(albert_h5_converted["base-model"], tmp_path / "m", untranspose)
-    _verify_fails_at(albert_h5["base-model"], out, "hidden_states[1]")
+    verify_fails_at(albert_h5["base-model"], out, "hidden_states[1]")
 
 
 def test_shared_group_of_the_second_half_taken_from_the_first_is_caught(
@@ -197,7 +176,7 @@ def test_shared_group_of_the_second_half_taken_from_the_first_is_caught(
             t[name] = t[name.replace(".albert_layer_groups.1.", ".albert_layer_groups.0.")]
 
     out = mutated_copy(albert_h5_converted["multiple-choice"], tmp_path / "m", collapse)
-    _verify_fails_at(albert_h5["multiple-choice"], out, "hidden_states[3]")
+    verify_fails_at(albert_h5["multiple-choice"], out, "hidden_states[3]")
 
 
 # --- the CLI around the tables ---
@@ -233,33 +212,16 @@ def test_doctor_says_a_converted_albert_loads_as_is(albert_h5_converted, albert_
 
 # --- google-research/albert TF1 checkpoints ---
 
-TF1_GROUPED = dict(num_hidden_layers=4, num_hidden_groups=2)  # layers 0, 1: group_0; 2, 3: 1
-
-TF1_KINDS = {  # kind → (the TFAlbert* class whose weights it holds, label count, more config)
-    "pretraining": ("AlbertForPreTraining", 2, {}),  # sentence order: 2 classes
-    "classifier": ("AlbertForSequenceClassification", 3, TF1_GROUPED),  # classifier_utils.py
-    "squad": ("AlbertForQuestionAnswering", 2, {}),  # squad_utils.py v1: start and end
-}
-
 
 @pytest.fixture(scope="session")
-def albert_tf1(tmp_path_factory):
+def albert_tf1():
     """TF1 checkpoints written by TF's Saver from TFAlbert* weights (gelu_new: modeling.py's
     "gelu"), with the optimizer's slots and global_step; the TFAlbert* dir is kept beside."""
-    root = tmp_path_factory.mktemp("albert_tf1")
-    for i, (kind, (cls, labels, extra)) in enumerate(TF1_KINDS.items()):
-        model = build_tf_albert(root / f"{kind}-hf", cls, seed=90 + i, num_labels=labels, **extra)
-        save_albert_tf1_checkpoint(model, root / kind)
+    root = cached("tf1-albert", build_albert_tf1_checkpoints, first_seed=90)
     return {kind: root / kind for kind in TF1_KINDS}
 
 
-@pytest.fixture(scope="session")
-def albert_tf1_converted(albert_tf1, tmp_path_factory):
-    root = tmp_path_factory.mktemp("albert_tf1_converted")
-    for kind, src in albert_tf1.items():
-        code, _, err = run_cli(["convert", str(src), str(root / kind)])
-        assert code == 0, err
-    return {kind: root / kind for kind in albert_tf1}
+albert_tf1_converted = conversions_of("albert_tf1")
 
 
 @pytest.mark.parametrize("kind", list(TF1_KINDS))
@@ -326,7 +288,7 @@ def test_tf1_wrong_layer_norm_eps_is_caught_at_the_embeddings(
         tmp_path / "m",
         mutate_config=lambda c: c.update(layer_norm_eps=1e-5),
     )
-    _verify_fails_at(albert_tf1["pretraining"], out, "hidden_states[0]")
+    verify_fails_at(albert_tf1["pretraining"], out, "hidden_states[0]")
 
 
 def test_tf1_layer_groups_in_the_wrong_order_are_caught(albert_tf1, albert_tf1_converted, tmp_path):
@@ -338,7 +300,7 @@ def test_tf1_layer_groups_in_the_wrong_order_are_caught(albert_tf1, albert_tf1_c
             t[name], t[other] = t[other], t[name]
 
     out = mutated_copy(albert_tf1_converted["classifier"], tmp_path / "m", swap_groups)
-    _verify_fails_at(albert_tf1["classifier"], out, "hidden_states[1]")
+    verify_fails_at(albert_tf1["classifier"], out, "hidden_states[1]")
 
 
 def test_tf1_checkpoint_with_two_blocks_per_group_is_refused_naming_them(tmp_path):
@@ -397,18 +359,10 @@ def minilm_albert(tmp_path_factory):
     projection, first 128 positions; MLM and sentence-order heads initialised by transformers,
     seeded), saved as tf_model.h5 and as a google-research/albert TF1 checkpoint, each converted
     with the default gate. Returns the PyTorch dir and form → (source, output)."""
-    from .albert_fixtures import save_minilm_albert_pt
-    from .real_models import tf_model
-
-    root = tmp_path_factory.mktemp("minilm_albert")
-    pt_dir = save_minilm_albert_pt(root / "pt", "AlbertForPreTraining")
-    model = tf_model(pt_dir, "AlbertForPreTraining")
-    model.save_pretrained(str(root / "h5"))
-    save_albert_tf1_checkpoint(model, root / "tf1")
-    for form in ("h5", "tf1"):
-        code, _, err = run_cli(["convert", str(root / form), str(root / f"{form}-out")])
-        assert code == 0, err
-    return pt_dir, {form: (root / form, root / f"{form}-out") for form in ("h5", "tf1")}
+    root = cached("minilm-albert", build_minilm_albert)
+    sources = {form: root / form for form in ("h5", "tf1")}
+    outs = convert_once(tmp_path_factory, "minilm_albert", sources)
+    return root / "pt", {form: (sources[form], outs[form]) for form in sources}
 
 
 @pytest.mark.parametrize("form", ["h5", "tf1"])
@@ -435,7 +389,7 @@ def test_tf1_gelu_copied_verbatim_as_exact_gelu_is_caught_at_real_scale(minilm_a
     config.json (transformers' exact gelu) diverges at the first layer."""
     src, out = minilm_albert[1]["tf1"]
     mutated = mutated_copy(out, tmp_path / "m", mutate_config=lambda c: c.update(hidden_act="gelu"))
-    _verify_fails_at(src, mutated, "hidden_states[1]")
+    verify_fails_at(src, mutated, "hidden_states[1]")
 
 
 # --- transformers 5 ---
@@ -462,25 +416,16 @@ IDS = np.array([[2, 5, 6, 7, 8, 3], [2, 9, 10, 3, 0, 0]], dtype=np.int64)
 
 
 def test_albert_outputs_load_strictly_and_compute_the_same_in_transformers_5(
-    albert_h5_converted, albert_tf1_converted, tmp_path
+    albert_h5_converted, albert_tf1_converted, tmp_path, hf5
 ):
-    """One transformers 5 process loads every converted ALBERT (h5 and TF1) strictly and runs
+    """One transformers 5 script loads every converted ALBERT (h5 and TF1) strictly and runs
     it; its outputs equal transformers 4.57's on the same ids."""
-    import subprocess
-
     import torch
-
-    from .test_transformers5 import HF5_PYTHON
 
     outputs = {**albert_h5_converted, **{f"tf1-{k}": v for k, v in albert_tf1_converted.items()}}
     dirs = [copy_tree(out, tmp_path / name) for name, out in outputs.items()]
     np.save(tmp_path / "ids.npy", IDS)
-    run = subprocess.run(
-        [str(HF5_PYTHON), "-c", LOAD_ALL_IN_HF5, str(tmp_path / "ids.npy"), *map(str, dirs)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    run = hf5.run(LOAD_ALL_IN_HF5, tmp_path / "ids.npy", *dirs, timeout=600)
     assert run.returncode == 0, run.stderr
     found = json.loads(run.stdout.strip().splitlines()[-1])
     assert found.pop("version").startswith("5.")

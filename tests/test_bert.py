@@ -9,22 +9,12 @@ import json
 import numpy as np
 import pytest
 import transformers
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file
 
-from .conftest import (
-    BERT_HEAD_CLASSES,
-    TF1_KINDS,
-    build_tf_bert,
-    copy_tree,
-    read_json,
-    run_cli,
-)
-
-TF1_CLASSES = {
-    "pretraining": "BertForPreTraining",
-    "classifier": "BertForSequenceClassification",
-    "encoder": "BertModel",
-}
+from .conftest import BERT_HEAD_CLASSES, TF1_KINDS, copy_tree, mutated_copy, read_json, run_cli
+from .fixture_cache import cached
+from .mutations import swapped, verify_fails_at
+from .producers import build_every_head
 
 
 def _transformers_own_conversion(tf_dir, class_name):
@@ -47,13 +37,22 @@ def _assert_every_tensor_exact(out_dir, oracle):
     assert set(oracle) - set(ours) <= written_once
 
 
+BERT_HEAD_SETTINGS = {
+    "causal-lm": {"is_decoder": True},
+    "question-answering": {"num_labels": 2},  # start and end logits
+}
+
+
 @pytest.fixture(scope="session")
-def bert_hf_keras(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bert_hf_keras")
-    for i, (head, cls) in enumerate(BERT_HEAD_CLASSES.items()):
-        extra = {"is_decoder": True} if head == "causal-lm" else {}
-        labels = 2 if head == "question-answering" else 3  # start and end logits
-        build_tf_bert(root / head, cls, seed=50 + i, num_labels=labels, **extra)
+def bert_hf_keras():
+    root = cached(
+        "tf-bert-heads",
+        build_every_head,
+        arch="bert",
+        first_seed=50,
+        per_head=BERT_HEAD_SETTINGS,
+        num_labels=3,
+    )
     return {head: root / head for head in BERT_HEAD_CLASSES}
 
 
@@ -78,14 +77,14 @@ def test_tf1_checkpoint_converts_exactly_loads_strictly_and_verifies(
     out = tf1_converted[kind]
     report = read_json(out / "conversion_report.json")
     assert report["source"]["layout"] == "tf1-checkpoint"
-    assert report["class"] == TF1_CLASSES[kind]
+    assert report["class"] == TF1_KINDS[kind]
     parity = read_json(out / "parity_report.json")
     assert parity["passed"] and parity["max_abs_diff"] <= 1e-5
     # The checkpoint was written from this TFBert* model's weights: transformers' own loader,
     # applied to that model, must give the same tensors bit for bit.
     hf_dir = tf1_checkpoints[kind].parent / f"{kind}-hf"
     _assert_every_tensor_exact(out, _transformers_own_conversion(hf_dir, TF1_KINDS[kind]))
-    model, info = getattr(transformers, TF1_CLASSES[kind]).from_pretrained(
+    model, info = getattr(transformers, TF1_KINDS[kind]).from_pretrained(
         str(out), output_loading_info=True
     )
     assert all(not v for v in info.values()), info
@@ -138,31 +137,19 @@ def test_tf1_reference_model_matches_transformers_tf_bert(kind, tf1_checkpoints)
         )
 
 
-def _verify_fails_at(src, out, first):
-    code, _, err = run_cli(["verify", str(src), str(out)])
-    assert code == 1 and "parity failed" in err and "Traceback" not in err, err
-    assert read_json(out / "parity_report.json")["first_divergence"]["name"] == first
-
-
 def test_tf1_gelu_written_as_exact_gelu_is_caught(tf1_checkpoints, tf1_converted, tmp_path):
     out = copy_tree(tf1_converted["pretraining"], tmp_path / "mutated")
     config = read_json(out / "config.json")
     config["hidden_act"] = "gelu"  # what a converter that copies bert_config.json writes
     (out / "config.json").write_text(json.dumps(config))
-    _verify_fails_at(tf1_checkpoints["pretraining"], out, "hidden_states[1]")
+    verify_fails_at(tf1_checkpoints["pretraining"], out, "hidden_states[1]")
 
 
 def test_tf1_swapped_query_and_key_are_caught(tf1_checkpoints, tf1_converted, tmp_path):
-    out = copy_tree(tf1_converted["classifier"], tmp_path / "mutated")
-    tensors = load_file(str(out / "model.safetensors"))
-    prefix = "bert.encoder.layer.0.attention.self."
-    for kind in ("weight", "bias"):
-        tensors[prefix + "query." + kind], tensors[prefix + "key." + kind] = (
-            tensors[prefix + "key." + kind],
-            tensors[prefix + "query." + kind],
-        )
-    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
-    _verify_fails_at(tf1_checkpoints["classifier"], out, "hidden_states[1]")
+    layer = "bert.encoder.layer.0.attention.self."
+    swap = swapped(layer + "query", layer + "key")
+    out = mutated_copy(tf1_converted["classifier"], tmp_path / "mutated", swap)
+    verify_fails_at(tf1_checkpoints["classifier"], out, "hidden_states[1]")
 
 
 def test_tf1_checkpoint_found_from_a_prefix_or_its_index_file(tf1_checkpoints, tmp_path):

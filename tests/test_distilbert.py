@@ -6,8 +6,6 @@ bugs fail it."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 
 import numpy as np
 import pytest
@@ -15,39 +13,39 @@ import transformers
 from safetensors.numpy import load_file
 
 from . import h5edit, real_models
-from .conftest import copy_tree, mutated_copy, nothing_written, read_json, run_cli
+from .conftest import (
+    conversions_of,
+    convert_once,
+    copy_tree,
+    mutated_copy,
+    nothing_written,
+    read_json,
+    run_cli,
+)
 from .distilbert_fixtures import (
     DISTILBERT_HEAD_CLASSES,
     DISTILBERT_TINY,
     HEAD_SETTINGS,
     as_distilbert,
-    build_tf_distilbert,
-    minilm_distilbert_h5,
+    build_distilbert_heads,
+    build_minilm_distilbert,
 )
+from .fixture_cache import cached
+from .mutations import swapped
 from .test_bert import _transformers_own_conversion
 from .test_real_scale import _assert_passed_by_the_measured_gate
-from .test_transformers5 import HF5_PYTHON
 
 REAL_POSITIONS = 128  # the trained positions kept, as in test_real_scale's every-head corpus
 REAL_TEXT = "The cat sat on the mat, and DistilBERT's 6 layers read it twice."
 
 
 @pytest.fixture(scope="session")
-def distilbert_sources(tmp_path_factory):
-    root = tmp_path_factory.mktemp("distilbert")
-    return {
-        head: build_tf_distilbert(root / head, head, seed=70 + i)
-        for i, head in enumerate(DISTILBERT_HEAD_CLASSES)
-    }
+def distilbert_sources():
+    root = cached("tf-distilbert-heads", build_distilbert_heads, first_seed=70)
+    return {head: root / head for head in DISTILBERT_HEAD_CLASSES}
 
 
-@pytest.fixture(scope="session")
-def distilbert_converted(distilbert_sources, tmp_path_factory):
-    root = tmp_path_factory.mktemp("distilbert_converted")
-    for head, src in distilbert_sources.items():
-        code, _, err = run_cli(["convert", str(src), str(root / head)])
-        assert code == 0, err
-    return {head: root / head for head in distilbert_sources}
+distilbert_converted = conversions_of("distilbert_sources")
 
 
 def _assert_tokenizer_parity(report: dict) -> None:
@@ -178,23 +176,16 @@ if __name__ == "__main__":
 
 
 def test_every_head_loads_strictly_and_computes_the_same_in_transformers_5(
-    distilbert_converted, tmp_path
+    distilbert_converted, tmp_path, hf5
 ):
-    """One transformers 5 process loads every head strictly; its first outputs equal those
-    of the same script run here, in transformers 4.57."""
+    """One transformers 5 script loads every head strictly; its first outputs equal those of
+    the same script run here, in transformers 4.57."""
     import torch
 
-    assert HF5_PYTHON.exists(), f"{HF5_PYTHON} is missing: run `make install`"
     ids = np.array([[2, 5, 6, 7, 8, 3], [2, 9, 10, 3, 0, 0]], dtype=np.int64)
     np.save(tmp_path / "ids.npy", ids)
     outs = [str(p) for p in distilbert_converted.values()]
-    run = subprocess.run(
-        [str(HF5_PYTHON), "-c", LOAD_ALL, str(tmp_path / "ids.npy"), *outs],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "USE_TF": "0"},
-    )
+    run = hf5.run(LOAD_ALL, tmp_path / "ids.npy", *outs)
     assert run.returncode == 0, run.stderr
     v5 = json.loads(run.stdout.strip().splitlines()[-1])
     assert v5["version"].startswith("5.")
@@ -211,13 +202,8 @@ def test_every_head_loads_strictly_and_computes_the_same_in_transformers_5(
 
 
 def _swap_q_and_k(layer: int):
-    def mutate(tensors):
-        base = f"distilbert.transformer.layer.{layer}.attention."
-        for kind in ("weight", "bias"):
-            q, k = f"{base}q_lin.{kind}", f"{base}k_lin.{kind}"
-            tensors[q], tensors[k] = tensors[k], tensors[q]
-
-    return mutate
+    attention = f"distilbert.transformer.layer.{layer}.attention."
+    return swapped(attention + "q_lin", attention + "k_lin")
 
 
 def _untransposed(name: str):
@@ -324,12 +310,15 @@ def test_archs_and_inspect_show_the_distilbert_table(distilbert_sources):
 
 @pytest.fixture(scope="session")
 def minilm_distilbert(tmp_path_factory):
-    root = tmp_path_factory.mktemp("distilbert_real")
-    src = minilm_distilbert_h5(root / "mlm", "DistilBertForMaskedLM", REAL_POSITIONS)
-    out = root / "out"
-    code, _, err = run_cli(["convert", str(src), str(out), "--text", REAL_TEXT])
-    assert code == 0, err
-    return src, out
+    root = cached(
+        "minilm-distilbert",
+        build_minilm_distilbert,
+        class_name="DistilBertForMaskedLM",
+        positions=REAL_POSITIONS,
+    )
+    src = root / "h5"
+    args = {"out": ["--text", REAL_TEXT]}
+    return src, convert_once(tmp_path_factory, "minilm_distilbert", {"out": src}, args)["out"]
 
 
 def test_trained_weights_in_a_distilbert_shell_pass_the_default_gate(minilm_distilbert):

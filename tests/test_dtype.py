@@ -178,7 +178,7 @@ def test_a_bug_is_caught_exactly_where_the_dtype_resolves_it(
     broken = shutil.copytree(converted[dtype], tmp_path / "broken")
     BUGS[bug](broken)
     class_name, batches, references = reference
-    runs, _ = run_converted(broken, class_name, batches, precision=dtype)
+    runs, _ = run_converted(broken, class_name, batches, precision=dtype)  # (runs, runner)
     masks = [b.flat_mask() for b in batches]
     rows = zip(references, runs.candidate, runs.float64, masks, strict=True)
     diffs = compare_outputs(list(rows), Gate(precision=dtype))

@@ -6,28 +6,23 @@ generator in one file, no config) convert with every tensor exact, load strictly
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 
 import numpy as np
 import pytest
 import transformers
 from safetensors.numpy import load_file
 
-from . import real_models
-from .conftest import mutated_copy, read_json, run_cli
+from .conftest import conversions_of, convert_once, copy_tree, mutated_copy, read_json, run_cli
 from .electra_fixtures import (
     ELECTRA_HEAD_CLASSES,
-    build_release_pair,
-    build_tf_electra,
-    release_variables,
-    share_embeddings,
-    write_tf1_checkpoint,
+    RELEASES,
+    build_electra_heads,
+    build_electra_releases,
+    build_minilm_electra,
 )
+from .fixture_cache import cached
+from .mutations import swapped, verify_fails_at
 from .test_bert import _transformers_own_conversion
-from .test_transformers5 import HF5_PYTHON
-
-HEAD_LABELS = {"question-answering": 2, "token-classification": 5}  # start/end; any count
 
 
 def _assert_exact(out, oracle):
@@ -46,22 +41,14 @@ def _convert(src, out, *extra):
 
 
 @pytest.fixture(scope="session")
-def electra_h5(tmp_path_factory):
+def electra_h5():
     """One tf_model.h5 per head (embedding_size 16 ≠ hidden_size 32), and a discriminator whose
     embeddings are as wide as its encoder (no projection, as ELECTRA-base/large)."""
-    root = tmp_path_factory.mktemp("electra_h5")
-    for i, (head, cls) in enumerate(ELECTRA_HEAD_CLASSES.items()):
-        build_tf_electra(root / head, cls, seed=70 + i, num_labels=HEAD_LABELS.get(head, 3))
-    build_tf_electra(root / "same-width", "ElectraForPreTraining", seed=79, embedding_size=32)
-    return {p.name: p for p in root.iterdir()}
+    root = cached("tf-electra-heads", build_electra_heads, first_seed=70)
+    return {name: root / name for name in [*ELECTRA_HEAD_CLASSES, "same-width"]}
 
 
-@pytest.fixture(scope="session")
-def electra_h5_converted(electra_h5, tmp_path_factory):
-    root = tmp_path_factory.mktemp("electra_h5_converted")
-    for name, src in electra_h5.items():
-        _convert(src, root / name)
-    return {name: root / name for name in electra_h5}
+electra_h5_converted = conversions_of("electra_h5")
 
 
 @pytest.mark.parametrize("head", list(ELECTRA_HEAD_CLASSES))
@@ -121,28 +108,15 @@ def test_electra_sequence_classifier_is_dense_gelu_out_proj_without_a_pooler(
 # --- mutations that `tf2pt verify` must catch ---
 
 
-def _verify_fails_at(src, out, first):
-    code, _, err = run_cli(["verify", str(src), str(out)])
-    assert code == 1 and "parity failed" in err and "Traceback" not in err, err
-    assert read_json(out / "parity_report.json")["first_divergence"]["name"] == first
-
-
 def swap_query_and_key(layer: int):
     """A mutation: one layer's query and key change places, weights and biases alike."""
-
-    def mutate(tensors):
-        for kind in ("weight", "bias"):
-            q, k = (
-                f"electra.encoder.layer.{layer}.attention.self.{n}.{kind}" for n in ("query", "key")
-            )
-            tensors[q], tensors[k] = tensors[k], tensors[q]
-
-    return mutate
+    attention = f"electra.encoder.layer.{layer}.attention.self."
+    return swapped(attention + "query", attention + "key")
 
 
 def test_hf_keras_swapped_query_and_key_are_caught(electra_h5, electra_h5_converted, tmp_path):
     out = mutated_copy(electra_h5_converted["pretraining"], tmp_path / "m", swap_query_and_key(1))
-    _verify_fails_at(electra_h5["pretraining"], out, "hidden_states[2]")
+    verify_fails_at(electra_h5["pretraining"], out, "hidden_states[2]")
 
 
 def test_hf_keras_untransposed_discriminator_dense_is_caught(
@@ -153,7 +127,7 @@ def test_hf_keras_untransposed_discriminator_dense_is_caught(
         t[name] = np.ascontiguousarray(t[name].T)
 
     out = mutated_copy(electra_h5_converted["pretraining"], tmp_path / "m", untranspose)
-    _verify_fails_at(electra_h5["pretraining"], out, "logits")
+    verify_fails_at(electra_h5["pretraining"], out, "logits")
 
 
 # --- transformers 5 ---
@@ -178,20 +152,13 @@ for out_dir in sys.argv[2:]:
 V5_IDS = np.array([[2, 5, 6, 7, 8, 3], [2, 9, 10, 3, 0, 0]], dtype=np.int64)
 
 
-def loads_strictly_in_transformers_5(out_dirs, tmp_path):
+def loads_strictly_in_transformers_5(out_dirs, tmp_path, hf5):
     """Every output loads in transformers 5 with nothing missing, unexpected or on `meta`, and
-    its first output equals transformers 4.57's on the same ids (one child process for all)."""
+    its first output equals transformers 4.57's on the same ids (one script for all)."""
     import torch
 
-    assert HF5_PYTHON.exists(), f"{HF5_PYTHON} is missing: run `make install`"
     np.save(tmp_path / "ids.npy", V5_IDS)
-    run = subprocess.run(
-        [str(HF5_PYTHON), "-c", LOAD_IN_V5, str(tmp_path / "ids.npy"), *map(str, out_dirs)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"},
-    )
+    run = hf5.run(LOAD_IN_V5, tmp_path / "ids.npy", *out_dirs)
     assert run.returncode == 0, run.stderr
     results = [json.loads(line) for line in run.stdout.strip().splitlines()]
     assert len(results) == len(out_dirs)
@@ -210,46 +177,15 @@ def loads_strictly_in_transformers_5(out_dirs, tmp_path):
 
 
 def test_every_electra_output_loads_strictly_and_matches_in_transformers_5(
-    electra_h5_converted, electra_tf1_converted, tmp_path
+    electra_h5_converted, electra_tf1_converted, tmp_path, hf5
 ):
-    outs = [*electra_h5_converted.values(), *electra_tf1_converted.values()]
-    loads_strictly_in_transformers_5(outs, tmp_path)
+    converted = [*electra_h5_converted.values(), *electra_tf1_converted.values()]
+    # copies: the check writes transformers 5's logits beside each model
+    outs = [copy_tree(out, tmp_path / f"{i}-{out.name}") for i, out in enumerate(converted)]
+    loads_strictly_in_transformers_5(outs, tmp_path, hf5)
 
 
 # --- real trained weights ---
-
-
-def minilm_electra_pt(directory, positions: int = 32):
-    """all-MiniLM-L6-v2's trained encoder in an ElectraForPreTraining shell (embedding_size =
-    hidden_size = 384: no projection, as ELECTRA-base), positions cut to `positions`; the
-    discriminator head, which MiniLM lacks, comes from transformers' initialiser, seeded."""
-    import torch
-
-    trained = real_models.minilm_tensors()
-    base = real_models.bert_config()
-    config = transformers.ElectraConfig(
-        vocab_size=base.vocab_size,
-        embedding_size=base.hidden_size,
-        hidden_size=base.hidden_size,
-        num_hidden_layers=base.num_hidden_layers,
-        num_attention_heads=base.num_attention_heads,
-        intermediate_size=base.intermediate_size,
-        max_position_embeddings=positions,
-        type_vocab_size=base.type_vocab_size,
-        hidden_act=base.hidden_act,
-        layer_norm_eps=base.layer_norm_eps,
-    )
-    torch.manual_seed(0)
-    model = transformers.ElectraForPreTraining(config)
-    state = model.state_dict()
-    for name, value in trained.items():
-        if name.startswith(("embeddings.", "encoder.")) and "position_ids" not in name:
-            if name == "embeddings.position_embeddings.weight":
-                value = value[:positions]
-            state["electra." + name] = torch.from_numpy(np.ascontiguousarray(value))
-    model.load_state_dict(state, strict=True)
-    model.save_pretrained(str(directory))
-    return directory
 
 
 def _passes_the_measured_gate_exactly(out, trained: dict) -> None:
@@ -266,65 +202,33 @@ def test_trained_minilm_encoder_as_electra_passes_the_default_gate(tmp_path):
     run_pretraining.py checkpoint whose discriminator is the trained encoder (its generator,
     128 wide over the same 384-wide embeddings, from TFElectraForMaskedLM's initialiser), checked
     against the tf1-encoder reference (the exact erf gelu, no projection: as ELECTRA-base)."""
-    pt_dir = minilm_electra_pt(tmp_path / "pt")
-    trained = load_file(str(pt_dir / "model.safetensors"))
-    disc = real_models.tf_model(pt_dir, "ElectraForPreTraining")
-    disc.save_pretrained(str(tmp_path / "h5"))
-    _convert(tmp_path / "h5", tmp_path / "out")
+    sources = cached("minilm-electra", build_minilm_electra)
+    trained = load_file(str(sources / "pt" / "model.safetensors"))
+    _convert(sources / "h5", tmp_path / "out")
     _passes_the_measured_gate_exactly(tmp_path / "out", trained)
-
-    gen = build_tf_electra(
-        None,
-        "ElectraForMaskedLM",
-        seed=7,
-        vocab_size=disc.config.vocab_size,
-        embedding_size=disc.config.embedding_size,
-        max_position_embeddings=disc.config.max_position_embeddings,
-        hidden_size=128,
-        intermediate_size=512,
-    )
-    share_embeddings(gen, disc)
-    release = write_tf1_checkpoint(release_variables(disc, gen), tmp_path / "tf1", slots=False)
-    _convert(release, tmp_path / "tf1-out")
+    _convert(sources / "tf1", tmp_path / "tf1-out")
     _passes_the_measured_gate_exactly(tmp_path / "tf1-out", trained)
 
 
 # --- google-research/electra TF1 checkpoints (no config file) ---
 
-RELEASES = {  # name → (embedding_size, discriminator width); the generator is 64 wide, 1 head
-    "small": (32, 128),  # both models project their embeddings, as ELECTRA-small
-    "base": (128, 128),  # only the generator projects, as ELECTRA-base/large
-}
-
 
 @pytest.fixture(scope="session")
-def electra_tf1(tmp_path_factory):
+def electra_tf1():
     """Per release shape: a run_pretraining.py checkpoint (discriminator + generator + Adam
     slots + global_step, vocab.txt, no config) written by TF's Saver from TFElectra* weights,
     next to the TFElectra* models it came from (`<name>/discriminator-hf`, `…/generator-hf`)."""
-    root = tmp_path_factory.mktemp("electra_tf1")
-    out = {}
-    for i, (name, (embedding, width)) in enumerate(RELEASES.items()):
-        dims = dict(embedding_size=embedding, hidden_size=width, intermediate_size=4 * width)
-        disc, gen = build_release_pair(
-            root / name, 90 + 2 * i, 64, num_attention_heads=width // 64, **dims
-        )
-        out[name] = write_tf1_checkpoint(release_variables(disc, gen), root / name / "release")
-    return out
+    root = cached("tf1-electra", build_electra_releases, first_seed=90)
+    return {name: root / name / "release" for name in RELEASES}
 
 
 @pytest.fixture(scope="session")
 def electra_tf1_converted(electra_tf1, tmp_path_factory):
     """(release, head) → the verified output of `tf2pt convert` (the default head, and the
     generator through --head masked-lm)."""
-    root = tmp_path_factory.mktemp("electra_tf1_converted")
-    outs = {}
-    for name, src in electra_tf1.items():
-        for head in ("pretraining", "masked-lm"):
-            extra = [] if head == "pretraining" else ["--head", head]
-            _convert(src, root / f"{name}-{head}", *extra)
-            outs[name, head] = root / f"{name}-{head}"
-    return outs
+    sources = {(name, head): src for name, src in electra_tf1.items() for head in TF1_MODELS}
+    args = {key: ["--head", key[1]] for key in sources if key[1] != "pretraining"}
+    return convert_once(tmp_path_factory, "electra_tf1_converted", sources, args)
 
 
 TF1_MODELS = {"pretraining": "discriminator", "masked-lm": "generator"}
@@ -417,7 +321,8 @@ def test_tf1_verify_passes_unchanged_and_catches_tanh_gelu(
 ):
     """modeling.py's gelu is the erf form: an output claiming gelu_new (what a converter that
     treats ELECTRA like google-research/bert writes) fails at the first layer."""
-    src, out = electra_tf1["small"], electra_tf1_converted["small", "pretraining"]
+    src, converted = electra_tf1["small"], electra_tf1_converted["small", "pretraining"]
+    out = copy_tree(converted, tmp_path / "out")  # verify writes its reports into it
     code, _, err = run_cli(["verify", str(src), str(out)])
     assert code == 0 and "parity passed" in err, err
 
@@ -425,7 +330,7 @@ def test_tf1_verify_passes_unchanged_and_catches_tanh_gelu(
         config["hidden_act"] = "gelu_new"
 
     mutated = mutated_copy(out, tmp_path / "m", None, tanh_gelu)
-    _verify_fails_at(src, mutated, "hidden_states[1]")
+    verify_fails_at(src, mutated, "hidden_states[1]")
 
 
 def test_tf1_generator_with_swapped_query_and_key_is_caught(
@@ -434,7 +339,7 @@ def test_tf1_generator_with_swapped_query_and_key_is_caught(
     """verify finds the head in the output's config: the generator's sizes and encoder."""
     converted = electra_tf1_converted["base", "masked-lm"]
     out = mutated_copy(converted, tmp_path / "m", swap_query_and_key(0))
-    _verify_fails_at(electra_tf1["base"], out, "hidden_states[1]")
+    verify_fails_at(electra_tf1["base"], out, "hidden_states[1]")
 
 
 def test_tf1_release_as_base_model_for_fine_tuning_verifies_and_doctor_loads_it(

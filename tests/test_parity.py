@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from .conftest import HEAD_CLASSES, copy_tree, mutated_copy, run_cli, staging_leftovers
+from .mutations import swapped
 
 
 def _parity(out):
@@ -68,13 +69,8 @@ def _verify_fails(tf_checkpoints, head, out):
 def test_swapping_query_and_key_of_layer_1_diverges_at_hidden_states_2(
     converted, tf_checkpoints, tmp_path
 ):
-    def swap(t):
-        prefix = "roberta.encoder.layer.1.attention.self."
-        for kind in ("weight", "bias"):
-            t[prefix + "query." + kind], t[prefix + "key." + kind] = (
-                t[prefix + "key." + kind],
-                t[prefix + "query." + kind],
-            )
+    attention = "roberta.encoder.layer.1.attention.self."
+    swap = swapped(attention + "query", attention + "key")
 
     report = _verify_fails(
         tf_checkpoints,

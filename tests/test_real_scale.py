@@ -16,6 +16,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from .conftest import copy_tree, mutated_copy, run_cli
+from .mutations import swapped
 from .real_corpus import CLASSES, HEADS_POSITIONS
 
 
@@ -112,13 +113,8 @@ def _verify_mutated(corpus, tmp_path, family, head, tensors=None, config=None) -
 
 
 def _swap_query_key(layer: int, prefix: str):
-    def mutate(t):
-        base = f"{prefix}encoder.layer.{layer}.attention.self."
-        for kind in ("weight", "bias"):
-            q, k = base + "query." + kind, base + "key." + kind
-            t[q], t[k] = t[k], t[q]
-
-    return mutate
+    attention = f"{prefix}encoder.layer.{layer}.attention.self."
+    return swapped(attention + "query", attention + "key")
 
 
 def _permute_one_head_in_query(layer: int, head: int, prefix: str):

@@ -9,19 +9,31 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file
 
-from .conftest import copy_tree, nothing_written, read_json, run_cli
-
-MG_TINY = dict(
-    vocab_size=99,
-    hidden_size=32,
-    num_layers=2,
-    num_attention_heads=4,
-    max_sequence_length=40,
-    type_vocab_size=2,
+from .conftest import (
+    cli_stderr,
+    convert_once,
+    copy_tree,
+    mutated_copy,
+    nothing_written,
+    read_json,
+    run_cli,
 )
-INNER = 37
+from .fixture_cache import cached
+from .mutations import swapped, verify_fails_at
+from .producers import BERT_TINY, save_tf_model, settings_as
+
+MG_TINY = settings_as(  # BERT_TINY under Model Garden's names
+    BERT_TINY,
+    "vocab_size",
+    "hidden_size",
+    "num_attention_heads",
+    "type_vocab_size",
+    num_layers="num_hidden_layers",
+    max_sequence_length="max_position_embeddings",
+)
+INNER = BERT_TINY["intermediate_size"]
 
 
 def _randomize(model, seed: int) -> None:
@@ -77,13 +89,9 @@ def model_garden(tmp_path_factory) -> dict[str, tuple[Path, object]]:
 @pytest.fixture(scope="session")
 def model_garden_converted(model_garden, tmp_path_factory) -> dict[str, tuple[Path, str]]:
     """Each checkpoint converted and verified once: (output dir, CLI stderr)."""
-    root = tmp_path_factory.mktemp("model_garden_out")
-    outs = {}
-    for kind, (src, _) in model_garden.items():
-        code, _, err = run_cli(["convert", str(src), str(root / kind)])
-        assert code == 0, err
-        outs[kind] = (root / kind, err)
-    return outs
+    sources = {kind: src for kind, (src, _) in model_garden.items()}
+    outs = convert_once(tmp_path_factory, "model_garden_converted", sources)
+    return {kind: (out, cli_stderr(out)) for kind, out in outs.items()}
 
 
 EXPECTED = {
@@ -193,18 +201,10 @@ def test_optimizer_slots_and_save_counter_are_ignored_with_reasons(tmp_path):
 
 
 def test_swapped_query_and_key_fail_verification(model_garden, model_garden_converted, tmp_path):
-    out = copy_tree(model_garden_converted["classifier"][0], tmp_path / "mutated")
-    tensors = load_file(str(out / "model.safetensors"))
-    prefix = "bert.encoder.layer.1.attention.self."
-    for kind in ("weight", "bias"):
-        tensors[prefix + "query." + kind], tensors[prefix + "key." + kind] = (
-            tensors[prefix + "key." + kind],
-            tensors[prefix + "query." + kind],
-        )
-    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
-    code, _, err = run_cli(["verify", str(model_garden["classifier"][0]), str(out)])
-    assert code == 1 and "parity failed" in err and "Traceback" not in err, err
-    assert read_json(out / "parity_report.json")["first_divergence"]["name"] == "hidden_states[2]"
+    layer = "bert.encoder.layer.1.attention.self."
+    swap = swapped(layer + "query", layer + "key")
+    out = mutated_copy(model_garden_converted["classifier"][0], tmp_path / "mutated", swap)
+    verify_fails_at(model_garden["classifier"][0], out, "hidden_states[2]")
 
 
 def _one_line_error(err: str) -> str:
@@ -342,19 +342,17 @@ def test_transformers_saved_model_converts_exactly_and_matches_its_signature(
 ):
     import transformers
 
-    from .conftest import BERT_TINY, TINY, randomize_tf_weights
-
-    config_class, tiny = (
-        (transformers.BertConfig, BERT_TINY)
-        if scope == "bert"
-        else (transformers.RobertaConfig, TINY)
-    )
     # A name of its own: Keras would otherwise number it after other tests' models of the class.
-    model = getattr(transformers, "TF" + class_name)(config_class(**tiny), name=f"saved_{scope}")
-    model(model.dummy_inputs)
-    randomize_tf_weights(model, 70)
-    model.save_pretrained(str(tmp_path / "src"), saved_model=True)
-    src = tmp_path / "src" / "saved_model" / "1"
+    saved = dict(save_kwargs={"saved_model": True}, keras_name=f"saved_{scope}")
+    built = cached(
+        f"tf-saved-model-{scope}",
+        save_tf_model,
+        arch=scope,
+        class_name=class_name,
+        seed=70,
+        **saved,
+    )
+    src = built / "saved_model" / "1"
     out = tmp_path / "out"
     code, _, err = run_cli(["convert", str(src), str(out)])
     assert code == 0 and f"tf2 {table} → {class_name}" in err and "parity passed" in err, err
@@ -363,6 +361,7 @@ def test_transformers_saved_model_converts_exactly_and_matches_its_signature(
         compared
     )
     ours = load_file(str(out / "model.safetensors"))
+    model = getattr(transformers, "TF" + class_name).from_pretrained(str(built))  # its h5
     main = getattr(model, scope)
     kernel = np.asarray(main.encoder.layer[1].attention.self_attention.query.kernel)
     prefix = "bert." if scope == "bert" else ""

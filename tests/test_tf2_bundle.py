@@ -5,8 +5,6 @@ convert without importing TensorFlow or torch."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,7 @@ import pytest
 
 from .conftest import copy_tree, nothing_written, run_cli
 from .test_tf2 import INNER, MG_TINY, _one_line_error
-from .test_writer import NO_FRAMEWORKS
+from .test_writer import assert_converts_without_frameworks
 
 
 @pytest.fixture(scope="module")
@@ -191,17 +189,7 @@ def test_crc32c_matches_the_standard_check_value_at_every_size():
 
 
 def test_converting_a_tf2_source_imports_neither_tensorflow_nor_torch(bundles, tmp_path):
-    src = bundles["model-garden"].parent
-    result = subprocess.run(
-        [sys.executable, "-c", NO_FRAMEWORKS, "convert", str(src), str(tmp_path / "out")]
-        + ["--no-verify"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "imported: []" in result.stdout
-    assert (tmp_path / "out" / "model.safetensors").exists()
+    assert_converts_without_frameworks(bundles["model-garden"].parent, tmp_path / "out")
 
 
 def test_partitioned_variables_and_unread_dtypes_are_refused_not_called_damage():

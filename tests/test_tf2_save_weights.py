@@ -18,6 +18,8 @@ from safetensors.numpy import load_file
 from .conftest import (
     BERT_TINY,
     TINY,
+    cli_stderr,
+    convert_once,
     copy_tree,
     mutated_copy,
     nothing_written,
@@ -25,6 +27,7 @@ from .conftest import (
     read_json,
     run_cli,
 )
+from .mutations import swapped, verify_fails_at
 
 # (class, table, config class, tiny config, the keys written once because they are tied)
 CASES = {
@@ -80,13 +83,9 @@ def saved(tmp_path_factory) -> dict[str, tuple[Path, object]]:
 
 @pytest.fixture(scope="module")
 def converted(saved, tmp_path_factory) -> dict[str, tuple[Path, str]]:
-    root = tmp_path_factory.mktemp("save_weights_out")
-    results = {}
-    for key, (src, _) in saved.items():
-        code, _, err = run_cli(["convert", str(src), str(root / key)])
-        assert code == 0, err
-        results[key] = (root / key, err)
-    return results
+    sources = {key: src for key, (src, _) in saved.items()}
+    outs = convert_once(tmp_path_factory, "save_weights_converted", sources)
+    return {key: (out, cli_stderr(out)) for key, out in outs.items()}
 
 
 def test_save_weights_checkpoint_is_tf_format_without_config(saved):
@@ -134,17 +133,10 @@ def test_optimizer_state_in_a_save_weights_checkpoint_is_ignored_with_reasons(co
 
 
 def test_swapped_query_and_key_in_output_fail_verify(saved, converted, tmp_path):
-    prefix = "roberta.encoder.layer.1.attention.self."
-
-    def swap(tensors):
-        for kind in ("weight", "bias"):
-            q, k = prefix + "query." + kind, prefix + "key." + kind
-            tensors[q], tensors[k] = tensors[k], tensors[q]
-
+    layer = "roberta.encoder.layer.1.attention.self."
+    swap = swapped(layer + "query", layer + "key")
     out = mutated_copy(converted["roberta"][0], tmp_path / "mutated", mutate_tensors=swap)
-    code, _, err = run_cli(["verify", str(saved["roberta"][0]), str(out)])
-    assert code == 1 and "parity failed" in err and "Traceback" not in err, err
-    assert read_json(out / "parity_report.json")["first_divergence"]["name"] == "hidden_states[2]"
+    verify_fails_at(saved["roberta"][0], out, "hidden_states[2]")
 
 
 def test_save_weights_checkpoint_without_config_is_refused_naming_the_fix(saved, tmp_path):

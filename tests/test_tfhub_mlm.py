@@ -12,17 +12,21 @@ import pytest
 from safetensors.numpy import load_file
 
 from .conftest import mutated_copy, read_json, run_cli
+from .producers import BERT_TINY, settings_as
 
-SIZES = dict(
-    vocab_size=99,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=37,
-    max_position_embeddings=40,
-    type_vocab_size=2,
-    hidden_act="gelu",  # Model Garden's get_activation makes it the tanh form, as TF Hub's BERTs
-)
+SIZES = {  # the tiny BERT's dimensions, for Model Garden's BertConfig
+    **settings_as(
+        BERT_TINY,
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "max_position_embeddings",
+        "type_vocab_size",
+    ),
+    "hidden_act": "gelu",  # Model Garden's get_activation makes it the tanh form, as TF Hub's BERTs
+}
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(94)]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,14 +21,8 @@ from converter.tokenizers.parity import compare, corpus_rows
 from converter.tokenizers.references import hf_ids, load_hf
 from converter.tokenizers.wordpiece import WordPiece
 
-from .conftest import (
-    KERAS_HUB_TINY,
-    randomize_keras_weights,
-    read_json,
-    run_cli,
-)
+from .conftest import KERAS_HUB_TINY, randomize_keras_weights, read_json, run_cli
 from .real_weights import minilm_dir
-from .test_transformers5 import HF5_PYTHON
 from .tokenizer_helpers import fake_source, out_dir, train_byte_level_bpe
 
 ROWS = len(SINGLES) + len(PAIRS)
@@ -206,19 +199,14 @@ PIPELINE = (
 )
 
 
-def test_converted_keras_hub_dir_runs_in_a_pipeline_in_transformers_4_and_5(keras_hub_roberta):
+def test_converted_keras_hub_dir_runs_in_a_pipeline_in_transformers_4_and_5(keras_hub_roberta, hf5):
     from transformers import AutoTokenizer, pipeline
 
     out = keras_hub_roberta["out"]
     # longer than the tiny model's 38 positions: truncation must follow model_max_length
     (v4,) = pipeline("text-classification", model=str(out))(REAL_TEXT, truncation=True)
     ids = AutoTokenizer.from_pretrained(str(out))(REAL_TEXT)["input_ids"]
-    result = subprocess.run(
-        [str(HF5_PYTHON), "-c", PIPELINE, str(out), REAL_TEXT],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = hf5.run(PIPELINE, out, REAL_TEXT)
     assert result.returncode == 0, result.stderr[-2000:]
     (v5,), ids5 = json.loads(result.stdout.strip().splitlines()[-1])
     assert v4["label"] == v5["label"] and v4["score"] == pytest.approx(v5["score"], abs=1e-5)

@@ -7,18 +7,13 @@ builds a second small venv (.venv-hf5: torch + transformers 5) and this test dri
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from .conftest import HEAD_CLASSES, KERAS_HUB_CLASSES
-
-HF5_PYTHON = Path(
-    os.environ.get("TF2PT_HF5_PYTHON", Path(__file__).resolve().parents[1] / ".venv-hf5/bin/python")
-)
+from .hf5 import HF5_PYTHON
 
 LOAD_AND_RUN = r"""
 import json, sys
@@ -45,24 +40,12 @@ def hf5_python() -> Path:
     return HF5_PYTHON
 
 
-def _loads_and_matches_in_transformers_5(out_dir: Path, ids, hf5_python, tmp_path) -> None:
+def _loads_and_matches_in_transformers_5(out_dir: Path, ids, hf5, tmp_path) -> None:
     import torch
     import transformers
 
     np.save(tmp_path / "ids.npy", ids)
-    run = subprocess.run(
-        [
-            str(hf5_python),
-            "-c",
-            LOAD_AND_RUN,
-            str(out_dir),
-            str(tmp_path / "ids.npy"),
-            str(tmp_path / "out.npz"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = hf5.run(LOAD_AND_RUN, out_dir, tmp_path / "ids.npy", tmp_path / "out.npz")
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["version"].startswith("5.")
@@ -87,28 +70,26 @@ IDS = np.array([[0, 5, 6, 7, 8, 2], [0, 9, 10, 2, 1, 1]], dtype=np.int64)
 
 
 @pytest.mark.parametrize("head", list(HEAD_CLASSES))
-def test_output_loads_strictly_and_matches_in_transformers_5(head, converted, hf5_python, tmp_path):
+def test_output_loads_strictly_and_matches_in_transformers_5(head, converted, hf5, tmp_path):
     ids = IDS[None] if head == "multiple-choice" else IDS
-    _loads_and_matches_in_transformers_5(converted[head], ids, hf5_python, tmp_path)
+    _loads_and_matches_in_transformers_5(converted[head], ids, hf5, tmp_path)
 
 
 @pytest.mark.parametrize("head", list(KERAS_HUB_CLASSES))
 def test_keras_hub_output_loads_strictly_in_transformers_5(
-    head, keras_hub_converted, hf5_python, tmp_path
+    head, keras_hub_converted, hf5, tmp_path
 ):
     out = keras_hub_converted[head, "preset"]
-    _loads_and_matches_in_transformers_5(out, IDS, hf5_python, tmp_path)
+    _loads_and_matches_in_transformers_5(out, IDS, hf5, tmp_path)
 
 
 @pytest.mark.parametrize("kind", ["pretraining", "classifier"])
-def test_tf1_bert_output_loads_strictly_in_transformers_5(
-    kind, tf1_converted, hf5_python, tmp_path
-):
-    _loads_and_matches_in_transformers_5(tf1_converted[kind], IDS, hf5_python, tmp_path)
+def test_tf1_bert_output_loads_strictly_in_transformers_5(kind, tf1_converted, hf5, tmp_path):
+    _loads_and_matches_in_transformers_5(tf1_converted[kind], IDS, hf5, tmp_path)
 
 
 @pytest.mark.parametrize("class_name", ["RobertaForMaskedLM", "BertForSequenceClassification"])
-def test_doctor_fixed_output_loads_strictly_in_transformers_5(class_name, hf5_python, tmp_path):
+def test_doctor_fixed_output_loads_strictly_in_transformers_5(class_name, hf5, tmp_path):
     """A DDP-wrapped state_dict repaired by `tf2pt doctor --fix` (tied decoder included)."""
     import torch
     import transformers
@@ -133,4 +114,4 @@ def test_doctor_fixed_output_loads_strictly_in_transformers_5(class_name, hf5_py
         ]
     )
     assert code == 0, err
-    _loads_and_matches_in_transformers_5(fixed, IDS, hf5_python, tmp_path)
+    _loads_and_matches_in_transformers_5(fixed, IDS, hf5, tmp_path)

@@ -5,16 +5,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from pathlib import Path
 
 import pytest
-import transformers
 
 from converter.tables import load_table
 
-from .conftest import TINY, randomize_tf_weights, run_cli
-from .test_transformers5 import HF5_PYTHON
+from .conftest import convert_once
+from .fixture_cache import cached
+from .producers import build_tf_model
 
 VARIANTS = {  # name → (model_type of the source config, TF class, --arch, Auto class)
     "xlm-roberta": (
@@ -34,29 +33,31 @@ VARIANTS = {  # name → (model_type of the source config, TF class, --arch, Aut
 
 AUTO_LOAD = r"""
 import json, sys, transformers
-out, auto = sys.argv[1:3]
-model, info = getattr(transformers, auto).from_pretrained(out, output_loading_info=True)
-meta = [n for n, p in model.named_parameters() if p.device.type == "meta"]
-print(json.dumps({"class": type(model).__name__, "version": transformers.__version__,
-                  "problems": {k: list(v) for k, v in info.items() if v}, "meta": meta}))
+
+def auto_load(out, auto):
+    model, info = getattr(transformers, auto).from_pretrained(out, output_loading_info=True)
+    meta = [n for n, p in model.named_parameters() if p.device.type == "meta"]
+    return {"class": type(model).__name__, "version": transformers.__version__,
+            "problems": {k: list(v) for k, v in info.items() if v}, "meta": meta}
+
+if __name__ == "__main__":
+    print(json.dumps(auto_load(*sys.argv[1:3])))
 """
+
+
+def build_variants(root: Path) -> None:
+    """Per variant, `root/<name>`: its TF class saved by transformers, every weight random."""
+    for i, (name, (model_type, tf_class, _, _)) in enumerate(VARIANTS.items()):
+        class_name = tf_class.removeprefix("TF")
+        build_tf_model(model_type, class_name, root / name, seed=70 + i, num_labels=3)
 
 
 @pytest.fixture(scope="module")
 def variant_outputs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("variants")
-    outs = {}
-    for i, (name, (model_type, tf_class, arch, _)) in enumerate(VARIANTS.items()):
-        config = transformers.AutoConfig.for_model(model_type, **TINY, num_labels=3)
-        model = getattr(transformers, tf_class)(config)
-        model(model.dummy_inputs)
-        randomize_tf_weights(model, 70 + i)
-        model.save_pretrained(str(root / name))
-        argv = ["convert", str(root / name), str(root / f"{name}-out")]
-        code, _, err = run_cli(argv + (["--arch", arch] if arch else []))
-        assert code == 0, err
-        outs[name] = root / f"{name}-out"
-    return outs
+    root = cached("tf-roberta-variants", build_variants)
+    sources = {name: root / name for name in VARIANTS}
+    args = {name: ["--arch", arch] for name, (_, _, arch, _) in VARIANTS.items() if arch}
+    return convert_once(tmp_path_factory, "variant_outputs", sources, args)
 
 
 def test_variant_tables_extend_the_roberta_table_rather_than_copy_it():
@@ -68,7 +69,7 @@ def test_variant_tables_extend_the_roberta_table_rather_than_copy_it():
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
-def test_variant_verifies_and_loads_with_auto_classes_in_4_57_and_5(name, variant_outputs):
+def test_variant_verifies_and_loads_with_auto_classes_in_4_57_and_5(name, variant_outputs, hf5):
     out = variant_outputs[name]
     parity = json.loads((out / "parity_report.json").read_text())
     assert parity["passed"] and parity["max_abs_diff"] <= 1e-5
@@ -78,11 +79,12 @@ def test_variant_verifies_and_loads_with_auto_classes_in_4_57_and_5(name, varian
     assert config["architectures"] == [tf_class.removeprefix("TF")]
     if name == "phobert":
         assert config["tokenizer_class"] == "PhobertTokenizer"
-    for python in (sys.executable, str(HF5_PYTHON)):
-        run = subprocess.run(
-            [python, "-c", AUTO_LOAD, str(out), auto], capture_output=True, text=True, timeout=300
-        )
-        assert run.returncode == 0, run.stderr
-        result = json.loads(run.stdout.strip().splitlines()[-1])
+    here: dict = {}
+    exec(AUTO_LOAD, here)  # defines auto_load; __name__ is not "__main__" here
+    run = hf5.run(AUTO_LOAD, out, auto)
+    assert run.returncode == 0, run.stderr
+    in_5 = json.loads(run.stdout.strip().splitlines()[-1])
+    assert in_5["version"].startswith("5.")
+    for result in (here["auto_load"](str(out), auto), in_5):
         assert result["class"] == tf_class.removeprefix("TF"), result
         assert result["problems"] == {} and result["meta"] == [], result
