@@ -169,7 +169,9 @@ def load_yaml(path: Any, spec: Any) -> Any:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text())
+        # libyaml's safe loader when PyYAML has it: the same data, about 10× faster to parse,
+        # and every convert parses every table to choose one.
+        data = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise MappingTableError(f"{path}: invalid YAML ({exc})") from None
     except OSError as exc:
