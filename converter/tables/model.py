@@ -8,6 +8,7 @@ never be confused with `layer_._10`. `{_L}` is Keras 3's auto-naming suffix: not
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,11 @@ from typing import Any
 from .ops import Op
 
 PLACEHOLDER = re.compile(r"\{(_?)([A-Z])\}")
+
+
+@functools.cache
+def _compiled(cls: type[Pattern], text: str, allow_globs: bool) -> Pattern:
+    return cls._build(text, allow_globs)
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,12 @@ class Pattern:
 
     @classmethod
     def compile(cls, text: str, allow_globs: bool = False) -> Pattern:
+        """The pattern for `text`, compiled once per process: the tables repeat their shared
+        names (706 distinct of 2,065), and choosing a table loads every one of them."""
+        return _compiled(cls, text, allow_globs)
+
+    @classmethod
+    def _build(cls, text: str, allow_globs: bool) -> Pattern:
         out, names, pos = [], [], 0
         globs = r"|\*\*|\*" if allow_globs else ""
         for m in re.finditer(r"\{(_?)([A-Z])\}" + globs, text):
