@@ -69,6 +69,20 @@ def settings_as(settings: dict, *same: str, **renamed: str) -> dict:
     return {key: settings[renamed.get(key, key)] for key in [*same, *renamed]}
 
 
+def model_garden_settings(settings: dict) -> dict:
+    """BertConfig-style `settings` as Model Garden's encoders name them (the inner size aside:
+    BertEncoder calls it `intermediate_size`, BertEncoderV2 `inner_dim`)."""
+    return settings_as(
+        settings,
+        "vocab_size",
+        "hidden_size",
+        "num_attention_heads",
+        "type_vocab_size",
+        num_layers="num_hidden_layers",
+        max_sequence_length="max_position_embeddings",
+    )
+
+
 def head_classes(arch: str, layout: str = "hf-keras") -> dict[str, str]:
     """head → PyTorch class name, in the table's order, as the table `<arch>-<layout>` says."""
     from converter.tables import load_table

@@ -19,6 +19,7 @@ from .conftest import (
     save_tf1_checkpoint,
 )
 from .fixture_cache import build_once
+from .producers import model_garden_settings
 from .real_weights import minilm_dir
 
 CLASSES = {"bert": BERT_HEAD_CLASSES, "roberta": HEAD_CLASSES}
@@ -44,15 +45,7 @@ def model_garden_encoder(directory: Path) -> Path:
     heads = config.num_attention_heads
     head_dim = config.hidden_size // heads
     encoder = networks.BertEncoderV2(
-        **real_models.trained_settings(
-            "vocab_size",
-            "hidden_size",
-            "num_attention_heads",
-            "type_vocab_size",
-            num_layers="num_hidden_layers",
-            max_sequence_length="max_position_embeddings",
-            inner_dim="intermediate_size",
-        )
+        inner_dim=config.intermediate_size, **model_garden_settings(config.to_dict())
     )
     ids = tf.ones((1, 4), tf.int32)
     encoder(dict(input_word_ids=ids, input_mask=ids, input_type_ids=ids * 0))

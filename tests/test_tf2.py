@@ -22,17 +22,9 @@ from .conftest import (
 )
 from .fixture_cache import cached
 from .mutations import swapped, verify_fails_at
-from .producers import BERT_TINY, save_tf_model, settings_as
+from .producers import BERT_TINY, model_garden_settings, save_tf_model
 
-MG_TINY = settings_as(  # BERT_TINY under Model Garden's names
-    BERT_TINY,
-    "vocab_size",
-    "hidden_size",
-    "num_attention_heads",
-    "type_vocab_size",
-    num_layers="num_hidden_layers",
-    max_sequence_length="max_position_embeddings",
-)
+MG_TINY = model_garden_settings(BERT_TINY)
 INNER = BERT_TINY["intermediate_size"]
 
 

@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 
 from converter.tokenizers.corpus import PAIRS, SINGLES
-from converter.tokenizers.fastbpe import END, FastBpe, encode_word
+from converter.tokenizers.fastbpe import END, FastBpe, encode_word, merge_pair
 from converter.tokenizers.parity import corpus_rows
 from converter.tokenizers.references import hf_ids, load_hf
 
@@ -46,15 +46,7 @@ def learn_codes(text: list[str], merges: int) -> list[tuple[str, str, int]]:
         best, count = min(pairs.items(), key=lambda pc: (-pc[1], pc[0]))
         codes.append((*best, count))
         for word, symbols in split.items():
-            merged, i = [], 0
-            while i < len(symbols):
-                if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
-                    merged.append(symbols[i] + symbols[i + 1])
-                    i += 2
-                else:
-                    merged.append(symbols[i])
-                    i += 1
-            split[word] = tuple(merged)
+            split[word] = tuple(merge_pair(symbols, best))
     return codes
 
 

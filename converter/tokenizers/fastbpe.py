@@ -45,22 +45,26 @@ def read_dictionary(text: str, where: str) -> list[str]:
     return tokens
 
 
+def merge_pair(symbols: list[str] | tuple[str, ...], pair: tuple[str, str]) -> list[str]:
+    """`symbols` with every non-overlapping occurrence of `pair`, left to right, joined."""
+    merged, i = [], 0
+    while i < len(symbols):
+        if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == pair:
+            merged.append(symbols[i] + symbols[i + 1])
+            i += 2
+        else:
+            merged.append(symbols[i])
+            i += 1
+    return merged
+
+
 def encode_word(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
     symbols = [*word[:-1], word[-1] + END]
     while len(symbols) > 1:
         pairs = [(ranks[p], p) for p in zip(symbols, symbols[1:], strict=False) if p in ranks]
         if not pairs:
             break
-        best = min(pairs)[1]
-        merged, i = [], 0
-        while i < len(symbols):
-            if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
-                merged.append(symbols[i] + symbols[i + 1])
-                i += 2
-            else:
-                merged.append(symbols[i])
-                i += 1
-        symbols = merged
+        symbols = merge_pair(symbols, min(pairs)[1])
     pieces = [s + JOINER for s in symbols[:-1]]
     return [*pieces, symbols[-1].removesuffix(END)]
 
