@@ -94,14 +94,15 @@ def _without_settings_of(base: str, options: tuple[str, ...]) -> str:
     for option in options:
         words = shlex.split(option)
         fixed |= {_set_key(f, v) for f, v in zip(words, words[1:], strict=False)} - {None}
-    words, kept = shlex.split(base), []
+    given = shlex.split(base)
+    words, kept = list(given), []
     while words:
         word = words.pop(0)
         if words and _set_key(word, words[0]) in fixed:
             words.pop(0)
             continue
         kept.append(word)
-    return base if len(kept) == len(shlex.split(base)) else shlex.join(kept)
+    return base if len(kept) == len(given) else shlex.join(kept)
 
 
 @dataclass
