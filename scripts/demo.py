@@ -21,7 +21,12 @@ TF2PT = Path(sys.executable).with_name("tf2pt")
 
 def make_tf_checkpoint(directory: Path) -> None:
     import numpy as np
-    import transformers
+
+    from converter.tf_import import start_up_notices_hidden
+
+    with start_up_notices_hidden():  # TensorFlow's C++ start-up lines, as tf2pt hides them
+        import tensorflow  # noqa: F401
+        import transformers
 
     transformers.logging.set_verbosity_error()
     config = transformers.RobertaConfig(
